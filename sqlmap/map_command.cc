@@ -1,0 +1,13 @@
+// Placeholder until the part lands; replaced by the part's real command.
+#include <cstdio>
+
+#include "cli/commands.h"
+
+namespace cacheportal {
+
+int RunMapCommand(int, char**) {
+  std::fprintf(stderr, "cacheportal map: not built yet\n");
+  return kExitFailure;
+}
+
+}  // namespace cacheportal
