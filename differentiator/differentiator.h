@@ -1,0 +1,78 @@
+// The differentiator turns an HTTP request into a cache decision: a verdict
+// from a closed set and, for cacheable requests, an explicit CacheKey record.
+// It is policy compiled from YAML (config/rules.yaml), like Varnish's VCL; it
+// does no I/O and is a pure function of (rules, request, now).
+//
+// Thread-safety: a RuleSet is immutable once loaded; share it through
+// std::shared_ptr<const RuleSet> and swap the pointer on reload.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cacheportal::differentiator {
+
+// The request as the edge sees it. Views must outlive the Decide() call.
+struct RequestView {
+  std::string_view method;  // "GET", "HEAD", "POST", ...
+  std::string_view target;  // origin-form: path[?query], as received
+  // Header fields in arrival order; names compared case-insensitively.
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  std::string_view body;  // may be empty; only read for POST key fields
+};
+
+enum class Verdict {
+  kCache,  // cacheable under `key`
+  kPass,   // forward to the origin, do not look up or store (rule says pass,
+           // session cookie invalid, body over the limit, unparsable body...)
+};
+
+const char* VerdictName(Verdict v);
+
+// An explicit key: only what the rule names goes in, each part with its
+// name. ToString() is canonical (sorted by name within each part) and stable
+// across restarts and versions of this file; a hit compares full strings.
+struct CacheKey {
+  std::string method;  // GET and HEAD share "GET"
+  std::string path;    // normalised: noise stripped, percent-decoding canonical
+  std::vector<std::pair<std::string, std::string>> query;    // kept parameters
+  std::vector<std::pair<std::string, std::string>> cookies;  // kept cookies
+  std::vector<std::pair<std::string, std::string>> session;  // verified session attributes
+  std::vector<std::pair<std::string, std::string>> headers;  // kept headers (lowercase names)
+  std::vector<std::pair<std::string, std::string>> body;     // kept POST fields
+  std::string ToString() const;
+  uint64_t Hash() const;  // stable 64-bit hash of ToString()
+};
+
+struct Decision {
+  Verdict verdict = Verdict::kPass;
+  CacheKey key;                         // meaningful for kCache
+  std::string rule;                     // name (or index) of the rule that matched
+  std::string reason;                   // why kPass, for logs and X-Cache-Reason
+  std::chrono::seconds ttl{0};          // TTL backstop; 0 = none
+  // The URL to forward to the origin: the target with noise stripped
+  // (e.g. ";jsessionid=..." removed); equal to target when nothing was stripped.
+  std::string origin_target;
+};
+
+class RuleSet {
+ public:
+  virtual ~RuleSet() = default;
+  // Parses and checks a rules file. On failure the Status lists every
+  // problem as file:line:column; nothing is partially loaded.
+  static Result<std::shared_ptr<const RuleSet>> LoadFile(const std::string& path,
+                                                         std::string session_secret);
+  static Result<std::shared_ptr<const RuleSet>> LoadText(std::string_view yaml,
+                                                         const std::string& name,
+                                                         std::string session_secret);
+  virtual Decision Decide(const RequestView& request, int64_t now_unix) const = 0;
+};
+
+}  // namespace cacheportal::differentiator
