@@ -22,7 +22,8 @@ using Field = std::pair<std::string_view, std::string>;
 void Write(Level level, std::string_view part, std::string_view msg,
            std::initializer_list<Field> fields = {});
 
-inline void Debug(std::string_view part, std::string_view msg, std::initializer_list<Field> f = {}) {
+inline void Debug(std::string_view part, std::string_view msg,
+                  std::initializer_list<Field> f = {}) {
   if (GetLevel() <= Level::kDebug) Write(Level::kDebug, part, msg, f);
 }
 inline void Info(std::string_view part, std::string_view msg, std::initializer_list<Field> f = {}) {
@@ -31,7 +32,8 @@ inline void Info(std::string_view part, std::string_view msg, std::initializer_l
 inline void Warn(std::string_view part, std::string_view msg, std::initializer_list<Field> f = {}) {
   if (GetLevel() <= Level::kWarn) Write(Level::kWarn, part, msg, f);
 }
-inline void Error(std::string_view part, std::string_view msg, std::initializer_list<Field> f = {}) {
+inline void Error(std::string_view part, std::string_view msg,
+                  std::initializer_list<Field> f = {}) {
   if (GetLevel() <= Level::kError) Write(Level::kError, part, msg, f);
 }
 

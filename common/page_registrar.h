@@ -23,13 +23,13 @@
 namespace cacheportal {
 
 enum class RegisterVerdict {
-  kStore,             // map updated; the page may be stored
-  kTainted,           // a committed change affected a statement while in flight
-  kWrote,             // the request wrote to a monitored table (or could not be proven read-only)
-  kUnknownRequest,    // no statement was seen for R (e.g. a page that runs no SQL) and
-                      // the registrar cannot vouch for it
-  kUnanalysable,      // a statement could not be mapped even coarsely
-  kMapError,          // the durable map refused the write
+  kStore,           // map updated; the page may be stored
+  kTainted,         // a committed change affected a statement while in flight
+  kWrote,           // the request wrote to a monitored table (or could not be proven read-only)
+  kUnknownRequest,  // no statement was seen for R (e.g. a page that runs no SQL) and
+                    // the registrar cannot vouch for it
+  kUnanalysable,    // a statement could not be mapped even coarsely
+  kMapError,        // the durable map refused the write
 };
 
 const char* RegisterVerdictName(RegisterVerdict v);

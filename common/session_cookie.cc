@@ -145,15 +145,21 @@ std::optional<SessionData> SessionCookieCodec::Decode(std::string_view value,
     if (item.size() < 2 || item[1] != '=') return std::nullopt;
     std::string_view v = item.substr(2);
     switch (item[0]) {
-      case 'u': d.user_id = PercentDecode(v); have_u = true; break;
-      case 'l': d.locale = PercentDecode(v); break;
+      case 'u':
+        d.user_id = PercentDecode(v);
+        have_u = true;
+        break;
+      case 'l':
+        d.locale = PercentDecode(v);
+        break;
       case 'e': {
         auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), d.expires_unix);
         if (ec != std::errc() || p != v.data() + v.size()) return std::nullopt;
         have_e = true;
         break;
       }
-      default: break;  // unknown attributes are ignored for forward compatibility
+      default:
+        break;  // unknown attributes are ignored for forward compatibility
     }
   }
   if (!have_u || !have_e || d.user_id.empty() || d.expires_unix <= now_unix) return std::nullopt;

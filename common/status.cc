@@ -4,16 +4,26 @@ namespace cacheportal {
 
 std::string_view CodeName(Status::Code code) {
   switch (code) {
-    case Status::Code::kOk: return "OK";
-    case Status::Code::kNotFound: return "NotFound";
-    case Status::Code::kInvalidArgument: return "InvalidArgument";
-    case Status::Code::kNotSupported: return "NotSupported";
-    case Status::Code::kCorruption: return "Corruption";
-    case Status::Code::kIOError: return "IOError";
-    case Status::Code::kUnavailable: return "Unavailable";
-    case Status::Code::kTryAgain: return "TryAgain";
-    case Status::Code::kTimedOut: return "TimedOut";
-    case Status::Code::kInternal: return "Internal";
+    case Status::Code::kOk:
+      return "OK";
+    case Status::Code::kNotFound:
+      return "NotFound";
+    case Status::Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Status::Code::kNotSupported:
+      return "NotSupported";
+    case Status::Code::kCorruption:
+      return "Corruption";
+    case Status::Code::kIOError:
+      return "IOError";
+    case Status::Code::kUnavailable:
+      return "Unavailable";
+    case Status::Code::kTryAgain:
+      return "TryAgain";
+    case Status::Code::kTimedOut:
+      return "TimedOut";
+    case Status::Code::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }

@@ -76,9 +76,11 @@ void Validate(const CachePortalConfig& c, const YAML::Node& root, YamlDiagnostic
   if (!log::ParseLevel(c.common.log_level, &level))
     diag.Add(root["common"]["log_level"], "'common.log_level' must be debug, info, warn or error");
   if (c.invalidator.join_mode != "poll" && c.invalidator.join_mode != "conservative")
-    diag.Add(root["invalidator"]["join_mode"], "'invalidator.join_mode' must be poll or conservative");
+    diag.Add(root["invalidator"]["join_mode"],
+             "'invalidator.join_mode' must be poll or conservative");
   if (c.edge.client_no_cache != "ignore" && c.edge.client_no_cache != "revalidate")
-    diag.Add(root["edge"]["client_no_cache"], "'edge.client_no_cache' must be ignore or revalidate");
+    diag.Add(root["edge"]["client_no_cache"],
+             "'edge.client_no_cache' must be ignore or revalidate");
   if (c.store.pool_size < 1) diag.Add(root["store"]["pool_size"], "'store.pool_size' must be >= 1");
   if (c.store.threads < 1) diag.Add(root["store"]["threads"], "'store.threads' must be >= 1");
   if (c.edge.threads < 1) diag.Add(root["edge"]["threads"], "'edge.threads' must be >= 1");

@@ -140,11 +140,13 @@ bool ParseInteger(const YAML::Node& n, T* out) {
 
 void MapReader::Get(std::string_view key, int* out) {
   YAML::Node n = Lookup(key);
-  if (n.IsDefined() && !ParseInteger(n, out)) diag_.Add(n, "'" + KeyPath(key) + "' must be an integer");
+  if (n.IsDefined() && !ParseInteger(n, out))
+    diag_.Add(n, "'" + KeyPath(key) + "' must be an integer");
 }
 void MapReader::Get(std::string_view key, int64_t* out) {
   YAML::Node n = Lookup(key);
-  if (n.IsDefined() && !ParseInteger(n, out)) diag_.Add(n, "'" + KeyPath(key) + "' must be an integer");
+  if (n.IsDefined() && !ParseInteger(n, out))
+    diag_.Add(n, "'" + KeyPath(key) + "' must be an integer");
 }
 void MapReader::Get(std::string_view key, uint64_t* out) {
   YAML::Node n = Lookup(key);

@@ -35,7 +35,8 @@ TEST(SessionCookie, RejectsTamperingExpiryAndWrongSecret) {
 }
 
 TEST(Encoding, Base64UrlAndPercent) {
-  for (std::string s : std::initializer_list<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
+  for (std::string s : std::initializer_list<std::string>{"", "a", "ab", "abc", "abcd",
+                                                          std::string("\0\xff\x10", 3)}) {
     auto back = Base64UrlDecode(Base64UrlEncode(s));
     ASSERT_TRUE(back);
     EXPECT_EQ(*back, s);

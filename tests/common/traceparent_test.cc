@@ -44,9 +44,9 @@ TEST(RequestIdFromSql, ReadsSqlcommenterVariants) {
   const std::string id = "4bf92f3577b34da6a3ce929d0e0e4736";
   EXPECT_EQ(RequestIdFromSql(std::string("SELECT 1 /*traceparent='") + kHeader + "'*/"), id);
   EXPECT_EQ(RequestIdFromSql(std::string("SELECT 1 /*traceparent='") + kHeader + "'*/;"), id);
-  EXPECT_EQ(RequestIdFromSql(std::string("SELECT 1 /* action='x',traceparent='") + kHeader +
-                             "' */ ;\n"),
-            id);
+  EXPECT_EQ(
+      RequestIdFromSql(std::string("SELECT 1 /* action='x',traceparent='") + kHeader + "' */ ;\n"),
+      id);
   // Percent-encoded value and sorted keys with a route containing '/'.
   EXPECT_EQ(RequestIdFromSql("SELECT 1 /*route='%2Fitems%2F%3Aid',traceparent='00-"
                              "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/"),

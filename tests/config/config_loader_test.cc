@@ -35,7 +35,8 @@ TEST(ConfigLoader, WrongTypesAreReportedAllAtOnce) {
   auto c = LoadConfigText("edge:\n  listen_port: eighty\nstore:\n  threads: [1]\n", "x.yaml");
   ASSERT_FALSE(c.ok());
   const std::string& m = c.status().message();
-  EXPECT_NE(m.find("x.yaml:2:16: 'edge.listen_port' must be a port number"), std::string::npos) << m;
+  EXPECT_NE(m.find("x.yaml:2:16: 'edge.listen_port' must be a port number"), std::string::npos)
+      << m;
   EXPECT_NE(m.find("x.yaml:4:12: 'store.threads' must be an integer"), std::string::npos) << m;
 }
 

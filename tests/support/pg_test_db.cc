@@ -15,8 +15,8 @@ Result<TestDatabase> TestDatabase::Create() {
   if (!admin.ok()) {
     return Status::Unavailable(admin.status().message() +
                                " — the test server is started by ctest's pg fixture, or by hand: "
-                               "scripts/pg start /tmp/cp-pgtest-" + std::string(kTestPgPort) +
-                               " " + kTestPgPort);
+                               "scripts/pg start /tmp/cp-pgtest-" +
+                               std::string(kTestPgPort) + " " + kTestPgPort);
   }
   std::random_device rd;
   char name[32];
@@ -35,8 +35,10 @@ TestDatabase::~TestDatabase() {
   auto admin = pg::Connect(ServerConninfo());
   if (!admin.ok()) return;
   // Replication slots pin a database; tests drop their own, this is the backstop.
-  pg::Exec(admin->get(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                         "WHERE database = '" + name_ + "' AND NOT active");
+  pg::Exec(admin->get(),
+           "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+           "WHERE database = '" +
+               name_ + "' AND NOT active");
   pg::Exec(admin->get(), "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
 }
 
