@@ -31,6 +31,7 @@ void ReadSniffer(MapReader& r, SnifferOptions& o) {
   r.Get("idle_timeout_seconds", &o.idle_timeout_seconds);
   r.Get("max_message_bytes", &o.max_message_bytes);
   r.Get("max_prepared_per_connection", &o.max_prepared_per_connection);
+  r.Get("threads", &o.threads);
 }
 
 void ReadSqlMap(MapReader& r, SqlMapOptions& o) {

@@ -54,6 +54,9 @@ struct SnifferOptions {
   uint64_t max_message_bytes = 1ull << 30;
   // Prepared statements remembered per connection (name → SQL). Default: 1024.
   int max_prepared_per_connection = 1024;
+  // I/O threads relaying connections (each connection stays on one). On a
+  // small machine shared with the database, 1 is fastest. Default: 1.
+  int threads = 1;
 };
 
 struct SqlMapOptions {

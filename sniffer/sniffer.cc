@@ -1,0 +1,867 @@
+// The proxy: listener, per-connection session (two relay pumps sharing one
+// protocol state), cancel routing. Framing and message layouts live in
+// wire_framing.cc; this file only acts on decoded messages.
+#include "sniffer/sniffer.h"
+
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "common/log.h"
+#include "common/traceparent.h"
+#include "sniffer/sql_scan.h"
+#include "sniffer/statement_cache.h"
+#include "sniffer/wire_framing.h"
+
+namespace cacheportal {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using sniffer::CancelKey;
+using sniffer::FrameReader;
+using sniffer::Message;
+using sniffer::MessageHandler;
+using sniffer::SessionCommandKind;
+using sniffer::StartupKind;
+using sniffer::StatementPtr;
+
+namespace {
+
+constexpr const char* kPart = "sniffer";
+// Per direction. Big enough that a pgbench round trip is one read, small
+// enough for thousands of connections.
+constexpr size_t kBufferBytes = 32 * 1024;
+
+struct Counters {
+  std::atomic<uint64_t> accepted{0}, active{0}, registered{0}, c2s{0}, s2c{0}, protocol_errors{0},
+      cancels{0}, connect_failures{0};
+};
+
+// Backends this sniffer has seen (BackendKeyData), so that a CancelRequest
+// arriving on a new connection is only forwarded for one of them.
+class CancelRegistry {
+ public:
+  void Add(const CancelKey& k) {
+    std::lock_guard lock(mu_);
+    keys_[k.pid] = k.key;
+  }
+  void Remove(const CancelKey& k) {
+    std::lock_guard lock(mu_);
+    auto it = keys_.find(k.pid);
+    if (it != keys_.end() && it->second == k.key) keys_.erase(it);
+  }
+  bool Known(const CancelKey& k) {
+    std::lock_guard lock(mu_);
+    auto it = keys_.find(k.pid);
+    return it != keys_.end() && it->second == k.key;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<int32_t, std::string> keys_;
+};
+
+}  // namespace
+
+class Sniffer::Impl {
+ public:
+  Impl(const SnifferOptions& o, StatementSink* sink) : options(o), sink(sink) {}
+  ~Impl() { Stop(); }
+
+  Status Start();
+  void Stop();
+  void DoAccept();
+  void ForwardCancel(asio::any_io_executor ex, const CancelKey& key, uint64_t conn_id);
+
+  const SnifferOptions options;
+  StatementSink* const sink;
+  Counters counters;
+  CancelRegistry cancels;
+  tcp::resolver::results_type upstream;
+  uint16_t port = 0;
+
+ private:
+  std::vector<std::unique_ptr<asio::io_context>> iocs_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::atomic<uint64_t> next_conn_id_{1};
+  size_t next_ioc_ = 0;
+  std::mutex stop_mu_;
+  bool stopped_ = false;
+};
+
+namespace {
+
+// One client connection and its upstream connection. Kept alive by its own
+// pending operations (Beast's session shape). Everything runs on the one
+// io_context the client socket belongs to, so no locking is needed.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Sniffer::Impl& impl, tcp::socket client, uint64_t id)
+      : impl_(impl),
+        client_(std::move(client)),
+        server_(client_.get_executor()),
+        timer_(client_.get_executor()),
+        id_(id),
+        client_frames_(impl.options.max_message_bytes),
+        server_frames_(impl.options.max_message_bytes),
+        client_buf_(new char[kBufferBytes]),
+        server_buf_(new char[kBufferBytes]),
+        statements_(static_cast<size_t>(impl.options.max_prepared_per_connection)) {
+    client_frames_.ExpectUntyped();
+    for (char t : {'Q', 'P', 'B', 'E', 'C', 'X', 'S'}) client_frames_.Want(t);
+    for (char t : {'Z', 'K'}) server_frames_.Want(t);
+  }
+
+  ~Session() {
+    if (phase_ != Phase::kClosed) Release();
+  }
+
+  asio::any_io_executor executor() { return client_.get_executor(); }
+
+  void Start() {
+    ArmTimer(std::chrono::seconds(impl_.options.connect_timeout_seconds));
+    ReadClient();
+  }
+
+ private:
+  enum class Phase { kStartup, kConnecting, kRelay, kClosed };
+
+  struct ClientHandler : MessageHandler {
+    Session* s;
+    void OnMessage(const Message& m) override { s->OnClientMessage(m); }
+  };
+  struct ServerHandler : MessageHandler {
+    Session* s;
+    void OnMessage(const Message& m) override { s->OnServerMessage(m); }
+  };
+
+  struct Portal {
+    StatementPtr statement;
+    std::string bind_body;  // parsed only when the portal is registered
+  };
+
+  // ---- relay pumps ---------------------------------------------------------
+
+  void ReadClient() {
+    client_.async_read_some(
+        asio::buffer(client_buf_.get(), kBufferBytes),
+        [self = shared_from_this()](error_code ec, size_t n) { self->OnClientRead(ec, n); });
+  }
+
+  void OnClientRead(error_code ec, size_t n) {
+    if (phase_ == Phase::kClosed) return;
+    if (ec) {
+      Close(ec == asio::error::eof
+                ? (terminated_ ? "client terminated" : "client closed the connection")
+                : "client read error: " + ec.message(),
+            /*client_gone=*/true);
+      return;
+    }
+    last_activity_ = std::chrono::steady_clock::now();
+    impl_.counters.c2s.fetch_add(n, std::memory_order_relaxed);
+    std::string_view data(client_buf_.get(), n);
+    if (phase_ == Phase::kStartup) {
+      HandleStartupBytes(data);
+      return;
+    }
+    ForwardToServer(data);
+  }
+
+  // Inspects a chunk from the client (registering statements) and only then
+  // relays it, so every registration precedes the bytes that complete its
+  // message upstream.
+  void ForwardToServer(std::string_view data) {
+    ClientHandler h;
+    h.s = this;
+    auto consumed = client_frames_.Feed(data, h);
+    if (!consumed.ok()) {
+      ProtocolError("client sent " + consumed.status().message());
+      return;
+    }
+    if (phase_ == Phase::kClosed) return;
+    server_writing_ = true;
+    asio::async_write(server_, asio::buffer(data.data(), data.size()),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        self->server_writing_ = false;
+                        if (self->phase_ == Phase::kClosed) return;
+                        if (ec) return self->Close("upstream write error: " + ec.message(), false);
+                        self->ReadClient();
+                      });
+  }
+
+  void ReadServer() {
+    server_.async_read_some(
+        asio::buffer(server_buf_.get(), kBufferBytes),
+        [self = shared_from_this()](error_code ec, size_t n) { self->OnServerRead(ec, n); });
+  }
+
+  void OnServerRead(error_code ec, size_t n) {
+    if (phase_ == Phase::kClosed) return;
+    if (ec) {
+      Close(ec == asio::error::eof ? "upstream closed the connection"
+                                   : "upstream read error: " + ec.message(),
+            false);
+      return;
+    }
+    last_activity_ = std::chrono::steady_clock::now();
+    impl_.counters.s2c.fetch_add(n, std::memory_order_relaxed);
+    ServerHandler h;
+    h.s = this;
+    auto consumed = server_frames_.Feed(std::string_view(server_buf_.get(), n), h);
+    if (!consumed.ok()) {
+      ProtocolError("upstream sent " + consumed.status().message());
+      return;
+    }
+    client_writing_ = true;
+    asio::async_write(client_, asio::buffer(server_buf_.get(), n),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        self->client_writing_ = false;
+                        if (self->phase_ == Phase::kClosed) return;
+                        if (ec) return self->Close("client write error: " + ec.message(), true);
+                        self->ReadServer();
+                      });
+  }
+
+  // ---- startup -------------------------------------------------------------
+
+  void HandleStartupBytes(std::string_view data) {
+    ClientHandler h;
+    h.s = this;
+    startup_kind_.reset();
+    auto consumed = client_frames_.Feed(data, h);
+    if (!consumed.ok()) {
+      ProtocolError("client sent " + consumed.status().message());
+      return;
+    }
+    if (!startup_kind_) {  // packet incomplete
+      ReadClient();
+      return;
+    }
+    leftover_.assign(data.substr(*consumed));
+    switch (*startup_kind_) {
+      case StartupKind::kSslRequest:
+      case StartupKind::kGssEncRequest: {
+        // The sniffer must read plaintext: refuse encryption, the client
+        // then sends its StartupMessage on the same socket.
+        client_frames_.ExpectUntyped();
+        static const char kNo = 'N';
+        asio::async_write(client_, asio::buffer(&kNo, 1),
+                          [self = shared_from_this()](error_code ec, size_t) {
+                            if (self->phase_ == Phase::kClosed) return;
+                            if (ec) return self->Close("client write error: " + ec.message(), true);
+                            std::string rest = std::move(self->leftover_);
+                            if (rest.empty()) {
+                              self->ReadClient();
+                            } else {
+                              self->HandleStartupBytes(rest);
+                            }
+                          });
+        return;
+      }
+      case StartupKind::kCancelRequest: {
+        if (cancel_key_ && impl_.cancels.Known(*cancel_key_)) {
+          impl_.ForwardCancel(client_.get_executor(), *cancel_key_, id_);
+          Close("cancel request forwarded", true);
+        } else {
+          Close("cancel request for a backend this sniffer does not know", true);
+        }
+        return;
+      }
+      case StartupKind::kStartup:
+        ConnectUpstream();
+        return;
+      case StartupKind::kUnknown:
+        ProtocolError("unsupported startup packet (protocol version or request code)");
+        return;
+    }
+  }
+
+  void ConnectUpstream() {
+    phase_ = Phase::kConnecting;
+    ArmTimer(std::chrono::seconds(impl_.options.connect_timeout_seconds));
+    asio::async_connect(server_, impl_.upstream,
+                        [self = shared_from_this()](error_code ec, const tcp::endpoint&) {
+                          self->OnUpstreamConnected(ec);
+                        });
+  }
+
+  void OnUpstreamConnected(error_code ec) {
+    if (phase_ == Phase::kClosed) return;
+    if (ec) {
+      impl_.counters.connect_failures.fetch_add(1, std::memory_order_relaxed);
+      Close("upstream connect failed: " + ec.message(), false,
+            Error("08006",
+                  "cacheportal sniffer: cannot connect to the database server: " + ec.message()));
+      return;
+    }
+    error_code ignored;
+    server_.set_option(tcp::no_delay(true), ignored);
+    phase_ = Phase::kRelay;
+    if (impl_.options.idle_timeout_seconds > 0) {
+      ArmTimer(std::chrono::seconds(impl_.options.idle_timeout_seconds));
+    } else {
+      timer_.cancel();
+    }
+    // Inspect whatever followed the StartupMessage before relaying it.
+    ClientHandler h;
+    h.s = this;
+    auto consumed = client_frames_.Feed(leftover_, h);
+    if (!consumed.ok()) {
+      ProtocolError("client sent " + consumed.status().message());
+      return;
+    }
+    startup_packet_ += leftover_;
+    leftover_.clear();
+    server_writing_ = true;
+    asio::async_write(server_, asio::buffer(startup_packet_),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        self->server_writing_ = false;
+                        if (self->phase_ == Phase::kClosed) return;
+                        if (ec) return self->Close("upstream write error: " + ec.message(), false);
+                        std::string().swap(self->startup_packet_);
+                        self->ReadClient();
+                      });
+    ReadServer();
+  }
+
+  // ---- timers --------------------------------------------------------------
+
+  void ArmTimer(std::chrono::steady_clock::duration d) {
+    timer_.expires_after(d);
+    timer_.async_wait([self = shared_from_this()](error_code ec) { self->OnTimer(ec); });
+  }
+
+  void OnTimer(error_code ec) {
+    if (ec || phase_ == Phase::kClosed) return;
+    switch (phase_) {
+      case Phase::kStartup:
+        Close("startup timeout", true, Error("08P01", "cacheportal sniffer: startup timeout"));
+        return;
+      case Phase::kConnecting:
+        impl_.counters.connect_failures.fetch_add(1, std::memory_order_relaxed);
+        Close("upstream connect timeout", false,
+              Error("08006", "cacheportal sniffer: timeout connecting to the database server"));
+        return;
+      case Phase::kRelay: {
+        auto idle = std::chrono::seconds(impl_.options.idle_timeout_seconds);
+        auto since = std::chrono::steady_clock::now() - last_activity_;
+        if (since >= idle) {
+          Close("idle timeout", false, Error("08P01", "cacheportal sniffer: idle timeout"));
+        } else {
+          ArmTimer(idle - since);
+        }
+        return;
+      }
+      case Phase::kClosed:
+        return;
+    }
+  }
+
+  // ---- protocol state ------------------------------------------------------
+
+  void OnClientMessage(const Message& m) {
+    switch (m.type) {
+      case '\0':
+        OnStartupPacket(m);
+        break;
+      case 'Q':
+        OnQuery(m.body);
+        break;
+      case 'P':
+        OnParse(m.body);
+        break;
+      case 'B':
+        OnBind(m.body);
+        break;
+      case 'E':
+        OnExecute(m.body);
+        break;
+      case 'C':
+        if (auto c = sniffer::ParseClose(m.body)) {
+          if (c->kind == 'S') {
+            statements_.Erase(c->name);
+          } else {
+            ErasePortal(c->name);
+          }
+        } else {
+          Malformed("Close");
+        }
+        break;
+      case 'S':
+        ++pending_ready_;
+        break;
+      case 'X':
+        terminated_ = true;
+        break;
+      default:
+        break;
+    }
+  }
+
+  void OnStartupPacket(const Message& m) {
+    startup_kind_ = sniffer::ClassifyStartup(m);
+    if (*startup_kind_ == StartupKind::kCancelRequest) {
+      cancel_key_ = sniffer::ParseCancelRequest(m);
+    } else if (*startup_kind_ == StartupKind::kStartup) {
+      startup_packet_.assign(m.raw);
+      if (log::GetLevel() <= log::Level::kDebug) {
+        std::string user, db;
+        if (auto params = sniffer::ParseStartupParameters(m)) {
+          for (auto& [k, v] : *params) {
+            if (k == "user") user = v;
+            if (k == "database") db = v;
+          }
+        }
+        log::Debug(kPart, "client startup",
+                   {{"conn", std::to_string(id_)}, {"user", user}, {"database", db}});
+      }
+    }
+  }
+
+  bool InTransactionBlock() const { return tx_status_ != 'I' || begun_in_flight_; }
+
+  void ApplySessionCommands(const std::vector<sniffer::SessionCommand>& cmds) {
+    for (const auto& c : cmds) {
+      switch (c.kind) {
+        case SessionCommandKind::kBegin:
+          begun_in_flight_ = true;
+          break;
+        case SessionCommandKind::kDeallocate:
+          statements_.Erase(c.name);
+          break;
+        case SessionCommandKind::kDeallocateAll:
+          statements_.Clear();
+          break;
+        case SessionCommandKind::kDiscardAll:
+          statements_.Clear();
+          portals_.clear();
+          unnamed_portal_.statement.reset();
+          break;
+      }
+    }
+  }
+
+  void OnQuery(std::string_view body) {
+    ++pending_ready_;
+    auto sql = sniffer::ParseQuery(body);
+    if (!sql) return Malformed("Query");
+    request_id_ = RequestIdFromSql(*sql);
+    auto cmds = sniffer::ScanSessionCommands(*sql);
+    bool begins = false;
+    for (const auto& c : cmds) begins |= c.kind == SessionCommandKind::kBegin;
+    if (request_id_) {
+      CapturedStatement cs;
+      cs.sql.assign(*sql);
+      cs.in_transaction_block = InTransactionBlock() || begins;
+      cs.connection_id = id_;
+      Register(std::move(cs));
+    }
+    ApplySessionCommands(cmds);
+  }
+
+  void OnParse(std::string_view body) {
+    auto p = sniffer::ParseParse(body);
+    if (!p) return Malformed("Parse");
+    request_id_ = RequestIdFromSql(p->sql);
+    auto st = std::make_shared<sniffer::PreparedStatement>();
+    st->sql.assign(p->sql);
+    st->commands = sniffer::ScanSessionCommands(p->sql);
+    statements_.Put(p->statement, std::move(st));
+  }
+
+  void OnBind(std::string_view body) {
+    auto names = sniffer::ParseBindNames(body);
+    if (!names) return Malformed("Bind");
+    Portal* portal;
+    if (names->first.empty()) {
+      portal = &unnamed_portal_;
+    } else {
+      // Portals normally die at transaction end; a client that never closes
+      // them cannot make this map grow without bound.
+      if (portals_.size() >= static_cast<size_t>(impl_.options.max_prepared_per_connection) &&
+          portals_.find(std::string(names->first)) == portals_.end()) {
+        portals_.erase(portals_.begin());
+      }
+      portal = &portals_[std::string(names->first)];
+    }
+    portal->statement = statements_.Get(names->second);
+    portal->bind_body.assign(body);
+    if (!portal->statement) {
+      log::Debug(kPart, "bind of an unknown statement",
+                 {{"conn", std::to_string(id_)}, {"statement", std::string(names->second)}});
+    }
+  }
+
+  void OnExecute(std::string_view body) {
+    auto name = sniffer::ParseExecute(body);
+    if (!name) return Malformed("Execute");
+    Portal* portal = &unnamed_portal_;
+    if (!name->empty()) {
+      auto it = portals_.find(std::string(*name));
+      if (it == portals_.end()) return;
+      portal = &it->second;
+    }
+    if (portal->bind_body.empty()) return;  // never bound: the server will reject it
+    StatementPtr st = portal->statement;
+    if (request_id_) {
+      CapturedStatement cs;
+      cs.in_transaction_block = InTransactionBlock();
+      cs.connection_id = id_;
+      if (st) {
+        cs.sql = st->sql;
+      } else {
+        // Evicted or never seen: still register (with no SQL) so the request
+        // is not mistaken for one that ran nothing; the analyser fails closed.
+        log::Warn(kPart, "executing a statement whose SQL is unknown (evicted?)",
+                  {{"conn", std::to_string(id_)}});
+      }
+      if (auto b = sniffer::ParseBind(portal->bind_body)) {
+        cs.params.reserve(b->params.size());
+        for (const auto& p : b->params) {
+          cs.params.emplace_back(p ? std::optional<std::string>(std::string(*p)) : std::nullopt);
+        }
+        cs.param_is_binary = std::move(b->param_is_binary);
+      } else {
+        Malformed("Bind");
+      }
+      Register(std::move(cs));
+    }
+    if (st && !st->commands.empty()) {
+      auto cmds = st->commands;  // may clear the statement map
+      ApplySessionCommands(cmds);
+    }
+  }
+
+  void ErasePortal(std::string_view name) {
+    if (name.empty()) {
+      unnamed_portal_ = Portal{};
+    } else {
+      portals_.erase(std::string(name));
+    }
+  }
+
+  void OnServerMessage(const Message& m) {
+    if (m.type == 'Z') {
+      if (auto s = sniffer::ParseReadyForQuery(m.body)) {
+        tx_status_ = *s;
+      } else {
+        Malformed("ReadyForQuery");
+      }
+      begun_in_flight_ = false;
+      if (pending_ready_ > 0) --pending_ready_;
+    } else if (m.type == 'K') {
+      if (auto k = sniffer::ParseBackendKeyData(m.body)) {
+        if (backend_key_) impl_.cancels.Remove(*backend_key_);
+        backend_key_ = std::move(k);
+        impl_.cancels.Add(*backend_key_);
+      } else {
+        Malformed("BackendKeyData");
+      }
+    }
+  }
+
+  void Register(CapturedStatement cs) {
+    impl_.counters.registered.fetch_add(1, std::memory_order_relaxed);
+    if (!impl_.sink) return;
+    try {
+      impl_.sink->OnStatement(*request_id_, std::move(cs));
+    } catch (const std::exception& e) {
+      log::Error(kPart, "statement sink threw",
+                 {{"conn", std::to_string(id_)}, {"error", e.what()}});
+    } catch (...) {
+      log::Error(kPart, "statement sink threw", {{"conn", std::to_string(id_)}});
+    }
+  }
+
+  // An inspected message we could not decode: relay it anyway (the server
+  // judges it), but count it.
+  void Malformed(const char* what) {
+    impl_.counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    log::Warn(kPart, "malformed message relayed uninspected",
+              {{"conn", std::to_string(id_)}, {"type", what}});
+  }
+
+  // ---- the one close path --------------------------------------------------
+
+  std::string Error(std::string_view sqlstate, std::string_view msg) {
+    return sniffer::BuildErrorResponse(sqlstate, msg);
+  }
+
+  void ProtocolError(const std::string& reason) {
+    impl_.counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    Close("protocol error: " + reason, false,
+          Error("08P01", "cacheportal sniffer: protocol violation: " + reason));
+  }
+
+  void Release() {
+    impl_.counters.active.fetch_sub(1, std::memory_order_relaxed);
+    if (backend_key_) impl_.cancels.Remove(*backend_key_);
+  }
+
+  // Closes both sides. `client_gone`: the client left (or broke); if its
+  // query is still running upstream, cancel it so no backend keeps working
+  // for nobody. `error_to_client`: an ErrorResponse to send first, if the
+  // client side is idle.
+  void Close(const std::string& reason, bool client_gone, std::string error_to_client = {}) {
+    if (phase_ == Phase::kClosed) return;
+    const bool relaying = phase_ == Phase::kRelay;
+    phase_ = Phase::kClosed;
+    const bool normal = reason == "client terminated" || reason == "cancel request forwarded";
+    if (normal) {
+      log::Debug(kPart, "closing", {{"conn", std::to_string(id_)}, {"reason", reason}});
+    } else {
+      log::Info(kPart, "closing", {{"conn", std::to_string(id_)}, {"reason", reason}});
+    }
+    Release();
+    error_code ignored;
+    timer_.cancel();
+    if (client_gone && relaying && pending_ready_ > 0 && backend_key_) {
+      impl_.ForwardCancel(client_.get_executor(), *backend_key_, id_);
+    }
+    if (server_.is_open()) {
+      // Say goodbye properly when we are between messages, so the backend
+      // logs no "unexpected EOF".
+      if (relaying && !terminated_ && !server_writing_ && client_frames_.AtBoundary()) {
+        auto x = sniffer::TerminateMessage();
+        server_.non_blocking(true, ignored);
+        server_.write_some(asio::buffer(x.data(), x.size()), ignored);
+      }
+      server_.shutdown(tcp::socket::shutdown_both, ignored);
+      server_.close(ignored);
+    }
+    if (!error_to_client.empty() && !client_writing_ && client_.is_open()) {
+      close_message_ = std::move(error_to_client);
+      asio::async_write(client_, asio::buffer(close_message_),
+                        [self = shared_from_this()](error_code, size_t) {
+                          error_code ignored;
+                          self->client_.shutdown(tcp::socket::shutdown_both, ignored);
+                          self->client_.close(ignored);
+                        });
+      return;
+    }
+    client_.shutdown(tcp::socket::shutdown_both, ignored);
+    client_.close(ignored);
+  }
+
+  Sniffer::Impl& impl_;
+  tcp::socket client_;
+  tcp::socket server_;
+  asio::steady_timer timer_;
+  const uint64_t id_;
+  Phase phase_ = Phase::kStartup;
+  FrameReader client_frames_;
+  FrameReader server_frames_;
+  std::unique_ptr<char[]> client_buf_;
+  std::unique_ptr<char[]> server_buf_;
+  bool client_writing_ = false;
+  bool server_writing_ = false;
+  bool terminated_ = false;
+  std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+
+  // Startup phase.
+  std::optional<StartupKind> startup_kind_;
+  std::optional<CancelKey> cancel_key_;
+  std::string startup_packet_;
+  std::string leftover_;
+  std::string close_message_;
+
+  // Protocol state (see ../shared/reference/sqlcommenter.md "Pitfalls").
+  std::optional<std::string> request_id_;
+  char tx_status_ = 'I';
+  bool begun_in_flight_ = false;  // a BEGIN was sent and its ReadyForQuery is pending
+  int64_t pending_ready_ = 0;     // Query/Sync sent whose ReadyForQuery has not come back
+  std::optional<CancelKey> backend_key_;
+  sniffer::StatementCache statements_;
+  Portal unnamed_portal_;
+  std::unordered_map<std::string, Portal> portals_;
+};
+
+// Connects to the upstream, sends one CancelRequest, closes.
+class CancelForwarder : public std::enable_shared_from_this<CancelForwarder> {
+ public:
+  CancelForwarder(asio::any_io_executor ex, std::string packet, uint64_t conn_id)
+      : socket_(ex), timer_(ex), packet_(std::move(packet)), conn_id_(conn_id) {}
+
+  void Run(const tcp::resolver::results_type& upstream, int timeout_seconds) {
+    timer_.expires_after(std::chrono::seconds(timeout_seconds));
+    timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec) {
+        error_code ignored;
+        self->socket_.close(ignored);
+      }
+    });
+    asio::async_connect(
+        socket_, upstream, [self = shared_from_this()](error_code ec, const tcp::endpoint&) {
+          if (ec) {
+            log::Warn(kPart, "cannot forward cancel request",
+                      {{"conn", std::to_string(self->conn_id_)}, {"error", ec.message()}});
+            self->timer_.cancel();
+            return;
+          }
+          asio::async_write(self->socket_, asio::buffer(self->packet_), [self](error_code, size_t) {
+            error_code ignored;
+            self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+            self->socket_.close(ignored);
+            self->timer_.cancel();
+          });
+        });
+  }
+
+ private:
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  std::string packet_;
+  uint64_t conn_id_;
+};
+
+}  // namespace
+
+void Sniffer::Impl::ForwardCancel(asio::any_io_executor ex, const CancelKey& key,
+                                  uint64_t conn_id) {
+  counters.cancels.fetch_add(1, std::memory_order_relaxed);
+  log::Info(kPart, "forwarding cancel request",
+            {{"conn", std::to_string(conn_id)}, {"backend_pid", std::to_string(key.pid)}});
+  std::make_shared<CancelForwarder>(ex, sniffer::BuildCancelRequest(key), conn_id)
+      ->Run(upstream, options.connect_timeout_seconds);
+}
+
+Status Sniffer::Impl::Start() {
+  if (options.threads < 1 || options.threads > 64) {
+    return Status::InvalidArgument("sniffer.threads must be 1..64");
+  }
+  if (options.max_prepared_per_connection < 1) {
+    return Status::InvalidArgument("sniffer.max_prepared_per_connection must be at least 1");
+  }
+  if (options.connect_timeout_seconds < 1) {
+    return Status::InvalidArgument("sniffer.connect_timeout_seconds must be at least 1");
+  }
+  if (options.idle_timeout_seconds < 0) {
+    return Status::InvalidArgument("sniffer.idle_timeout_seconds must be 0 (off) or positive");
+  }
+  if (options.max_message_bytes < 1024) {
+    return Status::InvalidArgument("sniffer.max_message_bytes must be at least 1024");
+  }
+  for (int i = 0; i < options.threads; ++i) {
+    iocs_.push_back(std::make_unique<asio::io_context>(1));
+    guards_.push_back(asio::make_work_guard(*iocs_.back()));
+  }
+  error_code ec;
+  tcp::resolver resolver(*iocs_[0]);
+  upstream = resolver.resolve(options.upstream_host, std::to_string(options.upstream_port), ec);
+  if (ec) {
+    return Status::InvalidArgument("sniffer: cannot resolve upstream '" + options.upstream_host +
+                                   "': " + ec.message());
+  }
+  auto addr = asio::ip::make_address(options.listen_address, ec);
+  if (ec) {
+    return Status::InvalidArgument("sniffer: bad listen address '" + options.listen_address +
+                                   "': " + ec.message());
+  }
+  tcp::endpoint ep(addr, options.listen_port);
+  acceptor_ = std::make_unique<tcp::acceptor>(*iocs_[0]);
+  acceptor_->open(ep.protocol(), ec);
+  if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(ep, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::IOError("sniffer: cannot listen on " + options.listen_address + ":" +
+                           std::to_string(options.listen_port) + ": " + ec.message());
+  }
+  port = acceptor_->local_endpoint().port();
+  DoAccept();
+  for (auto& ioc : iocs_) {
+    threads_.emplace_back([ioc = ioc.get()] {
+      for (;;) {
+        try {
+          ioc->run();
+          return;
+        } catch (const std::exception& e) {
+          log::Error(kPart, "I/O thread caught an exception", {{"error", e.what()}});
+        }
+      }
+    });
+  }
+  log::Info(kPart, "listening",
+            {{"address", options.listen_address + ":" + std::to_string(port)},
+             {"upstream", options.upstream_host + ":" + std::to_string(options.upstream_port)},
+             {"threads", std::to_string(options.threads)}});
+  return Status::OK();
+}
+
+void Sniffer::Impl::DoAccept() {
+  auto& ioc = *iocs_[next_ioc_];
+  next_ioc_ = (next_ioc_ + 1) % iocs_.size();
+  acceptor_->async_accept(ioc, [this](error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
+    if (ec) {
+      log::Warn(kPart, "accept failed", {{"error", ec.message()}});
+    } else {
+      error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      counters.accepted.fetch_add(1, std::memory_order_relaxed);
+      counters.active.fetch_add(1, std::memory_order_relaxed);
+      uint64_t id = next_conn_id_.fetch_add(1, std::memory_order_relaxed);
+      auto session = std::make_shared<Session>(*this, std::move(socket), id);
+      // Start on the session's own thread: nothing else touches it after this.
+      asio::post(session->executor(), [session] { session->Start(); });
+    }
+    DoAccept();
+  });
+}
+
+void Sniffer::Impl::Stop() {
+  std::lock_guard lock(stop_mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& g : guards_) g.reset();
+  for (auto& ioc : iocs_) ioc->stop();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  // Destroying the contexts destroys the pending handlers and with them the
+  // sessions (and their sockets) while counters and registry still exist.
+  acceptor_.reset();
+  iocs_.clear();
+}
+
+Sniffer::Sniffer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Sniffer::~Sniffer() { Stop(); }
+
+Result<std::unique_ptr<Sniffer>> Sniffer::Start(const SnifferOptions& options,
+                                                StatementSink* sink) {
+  auto impl = std::make_unique<Impl>(options, sink);
+  Status s = impl->Start();
+  if (!s.ok()) return s;
+  return std::unique_ptr<Sniffer>(new Sniffer(std::move(impl)));
+}
+
+uint16_t Sniffer::port() const { return impl_->port; }
+void Sniffer::Stop() { impl_->Stop(); }
+
+SnifferStats Sniffer::stats() const {
+  const auto& c = impl_->counters;
+  SnifferStats s;
+  s.connections_accepted = c.accepted.load(std::memory_order_relaxed);
+  s.connections_active = c.active.load(std::memory_order_relaxed);
+  s.statements_registered = c.registered.load(std::memory_order_relaxed);
+  s.bytes_client_to_server = c.c2s.load(std::memory_order_relaxed);
+  s.bytes_server_to_client = c.s2c.load(std::memory_order_relaxed);
+  s.protocol_errors = c.protocol_errors.load(std::memory_order_relaxed);
+  s.cancels_forwarded = c.cancels.load(std::memory_order_relaxed);
+  s.upstream_connect_failures = c.connect_failures.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace cacheportal
