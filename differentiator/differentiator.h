@@ -47,16 +47,33 @@ struct CacheKey {
   std::vector<std::pair<std::string, std::string>> session;  // verified session attributes
   std::vector<std::pair<std::string, std::string>> headers;  // kept headers (lowercase names)
   std::vector<std::pair<std::string, std::string>> body;     // kept POST fields
+  // Components the rule keys on that the request lacks, as "<part>.<name>"
+  // (part: query, cookie, session, header, body), in the rule's canonical
+  // order. Absent is distinct from empty and from every value, so an
+  // anonymous request (no `sid`) never shares a key with a signed-in user and
+  // a request without `lang` never shares one with `lang=`.
+  std::vector<std::string> absent;
+  // Format (docs/rules.md, "Cache keys"):
+  //   GET /path?q1=v1&q2=v2 cookies[lang=en] session[user=alice]
+  //       headers[accept-language=ja] body[q=dog] absent[cookie.lang]
+  // sections only when non-empty; names and values percent-escaped so no
+  // separator can be forged. "GET /path" when the rule keeps nothing.
   std::string ToString() const;
   uint64_t Hash() const;  // stable 64-bit hash of ToString()
+  // Hash() is FNV-1a 64 (offset basis 0xcbf29ce484222325, prime
+  // 0x100000001b3) over the bytes of ToString(): no seed, no platform
+  // dependence, so it is stable across restarts and machines.
 };
+
+// FNV-1a 64 of arbitrary bytes (the function behind CacheKey::Hash).
+uint64_t Fnv1a64(std::string_view bytes);
 
 struct Decision {
   Verdict verdict = Verdict::kPass;
-  CacheKey key;                         // meaningful for kCache
-  std::string rule;                     // name (or index) of the rule that matched
-  std::string reason;                   // why kPass, for logs and X-Cache-Reason
-  std::chrono::seconds ttl{0};          // TTL backstop; 0 = none
+  CacheKey key;                 // meaningful for kCache
+  std::string rule;             // name (or index) of the rule that matched
+  std::string reason;           // why kPass, for logs and X-Cache-Reason
+  std::chrono::seconds ttl{0};  // TTL backstop; 0 = none
   // The URL to forward to the origin: the target with noise stripped
   // (e.g. ";jsessionid=..." removed); equal to target when nothing was stripped.
   std::string origin_target;
@@ -73,6 +90,20 @@ class RuleSet {
                                                          const std::string& name,
                                                          std::string session_secret);
   virtual Decision Decide(const RequestView& request, int64_t now_unix) const = 0;
+
+  // Number of rules (for `rules check` and logs).
+  virtual size_t RuleCount() const = 0;
+  // The largest max_body_bytes of any rule that keys on POST body fields
+  // (0 = no rule reads bodies): the edge need not buffer more than this to
+  // decide; a bigger body passes anyway.
+  virtual uint64_t MaxBodyBytes() const = 0;
 };
+
+// Notes on Decide():
+//  - Never throws; every problem with the request is a kPass with a reason.
+//  - origin_target also carries the path normalisation the key uses
+//    (duplicate slashes collapsed, dot segments resolved, percent-encoding
+//    canonical), so the origin renders exactly the resource the key names.
+//  - No rule matched: kPass, reason "no rule matched", defaults.strip applied.
 
 }  // namespace cacheportal::differentiator
