@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -22,6 +23,11 @@ struct AnalyzerOptions {
   std::vector<std::string> logging_tables;
   // Templates kept in the shape cache. Default: 100000.
   size_t max_cached_templates = 100000;
+  // Optional catalog: table (schema-qualified) → its column names. Only used
+  // to attribute unqualified columns in multi-table queries (without it they
+  // are attributed to no table and their predicates become kUnknown).
+  // Default: empty.
+  std::unordered_map<std::string, std::vector<std::string>> table_columns;
 };
 
 class Analyzer {
@@ -53,5 +59,11 @@ class Analyzer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Display helpers (Explain, `cacheportal map`): "price BETWEEN $2 AND $3",
+// "aggregate, limit", "coarse".
+std::string PredicateToString(const QueryTemplate& t, const Predicate& p);
+std::string FlagsToString(uint32_t flags);
+const char* PrecisionName(Precision p);
 
 }  // namespace cacheportal::sqlmap

@@ -12,16 +12,28 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cacheportal::sqlmap {
 
 enum class CompareOp {
-  kEq, kNe, kLt, kLe, kGt, kGe,
-  kIn, kNotIn,            // slots = the list
-  kBetween, kNotBetween,  // slots = {low, high}
-  kLike, kNotLike, kILike, kNotILike,
-  kIsNull, kIsNotNull,    // no slots
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
+  kIn,
+  kNotIn,  // slots = the list
+  kBetween,
+  kNotBetween,  // slots = {low, high}
+  kLike,
+  kNotLike,
+  kILike,
+  kNotILike,
+  kIsNull,
+  kIsNotNull,  // no slots
 };
 
 // A boolean expression over ONE table's columns that a single row can be
@@ -71,15 +83,15 @@ enum TemplateFlag : uint32_t {
   kFlagAggregate = 1u << 5,
   kFlagLimit = 1u << 6,
   kFlagWindow = 1u << 7,
-  kFlagUnparsable = 1u << 8,   // libpg_query rejected it: see tables_by_name_guess
-  kFlagWrite = 1u << 9,        // INSERT/UPDATE/DELETE/MERGE/DDL/locking read/unprovable call
+  kFlagUnparsable = 1u << 8,  // libpg_query rejected it: see tables_by_name_guess
+  kFlagWrite = 1u << 9,       // INSERT/UPDATE/DELETE/MERGE/DDL/locking read/unprovable call
   kFlagOuterJoin = 1u << 10,
   kFlagNonMonitoredSource = 1u << 11,  // reads a function, VALUES or catalog it cannot watch
   kFlagMultiStatement = 1u << 12,
-  kFlagUtility = 1u << 13,     // SET, SHOW, BEGIN...: reads nothing the map tracks
+  kFlagUtility = 1u << 13,  // SET, SHOW, BEGIN...: reads nothing the map tracks
 };
-inline constexpr uint32_t kCoarseFlags = kFlagSubquery | kFlagCte | kFlagSetOperation |
-                                         kFlagUnparsable | kFlagWindow;
+inline constexpr uint32_t kCoarseFlags =
+    kFlagSubquery | kFlagCte | kFlagSetOperation | kFlagUnparsable | kFlagWindow;
 
 enum class Precision {
   kPrecise,  // row predicates decide; joins by polling or conservatively
@@ -88,7 +100,7 @@ enum class Precision {
 };
 
 struct QueryTemplate {
-  uint64_t fingerprint = 0;  // pg_query_fingerprint: the shape id
+  uint64_t fingerprint = 0;    // pg_query_fingerprint: the shape id
   std::string normalized_sql;  // constants as $n, comment stripped (for display and polling)
   std::vector<TableRef> tables;
   std::vector<JoinEquality> joins;
@@ -100,7 +112,16 @@ struct QueryTemplate {
   std::vector<int> slot_param;
   // For each slot that is a literal: its text value (so instances of the
   // same shape with different literals differ in values, not in template).
-  bool read_only = true;             // false when kFlagWrite
+  //
+  // Slots are numbered in text order: every constant token and every $n of
+  // the statement, then the keyword literals (TRUE/FALSE/NULL), whose value is
+  // fixed by the shape and listed here (nullopt = NULL).
+  std::vector<std::pair<int, std::optional<std::string>>> fixed_slots;
+  // Stable id of the exact shape (token stream with constants replaced, case
+  // and comments ignored). Unlike `fingerprint` it distinguishes IN-list
+  // lengths and literal vs $n, so (shape_id, values) identifies an instance.
+  uint64_t shape_id = 0;
+  bool read_only = true;                    // false when kFlagWrite
   std::vector<std::string> written_tables;  // when !read_only and known
 };
 
@@ -111,6 +132,11 @@ struct QueryInstance {
   // Stable id: hash of fingerprint and values, hex. Same SQL + same values
   // from two pages share one instance.
   std::string Id() const;
+  // The same id as a number (sqlmap::InstanceId).
+  uint64_t IdValue() const;
 };
+
+// Hash of (shape_id, values): stable across processes and restarts.
+uint64_t HashInstance(uint64_t shape_id, const std::vector<std::optional<std::string>>& values);
 
 }  // namespace cacheportal::sqlmap
