@@ -1,0 +1,104 @@
+// The edge cache: a reverse proxy that answers from memory what the rules
+// (differentiator) call cacheable and the freshness machinery (sqlmap via
+// PageRegistrar, invalidator via Ejector) vouches for.
+//
+// Request path, one stage per step, each counting a named outcome
+// (edgecache/outcomes.h): key → lookup → coalesce → fetch → ESI → store.
+//
+// Ownership: EdgeServer owns its threads, sockets and store. The RuleSet and
+// the PageRegistrar are borrowed and must outlive the server (Stop() first).
+// Thread-safety: Eject/EjectAll/SetVouched/Metrics/Stop may be called from any
+// thread. Stop() is idempotent and also run by the destructor.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/ejector.h"
+#include "common/page_registrar.h"
+#include "common/status.h"
+#include "config/options.h"
+#include "differentiator/differentiator.h"
+
+namespace cacheportal::edge {
+
+// What a rules check reported (RulesReloader::CheckNow() adapted by the caller).
+enum class RulesCheck { kUnchanged, kReloaded, kFailed };
+
+struct EdgeDeps {
+  // Rules: either a fixed set or a provider returning the live set (called per
+  // request; must be cheap and thread-safe). One of them is required.
+  std::shared_ptr<const differentiator::RuleSet> rules;
+  std::function<std::shared_ptr<const differentiator::RuleSet>()> rules_provider;
+  // Called every rules_check_interval on the edge's timer when set.
+  std::function<RulesCheck()> check_rules;
+  std::chrono::milliseconds rules_check_interval{1000};
+
+  // Freshness hand-off. Null: nothing can be vouched for, so nothing is stored
+  // unless store_without_registrar (standalone TTL-only mode, tests, benchmarks).
+  PageRegistrar* registrar = nullptr;
+  bool store_without_registrar = false;
+
+  // Finer-grained knobs than EdgeOptions offers (0 = use EdgeOptions' seconds).
+  std::chrono::milliseconds origin_timeout{0};
+  std::chrono::milliseconds idle_timeout{0};
+  // Coalescing: how long a waiter waits for the leader, how many may wait.
+  std::chrono::milliseconds coalesce_timeout{5000};
+  size_t coalesce_max_waiters = 4096;
+  // Store shards (1 makes LRU order global, for tests). Default 64.
+  size_t store_shards = 64;
+  // ESI bounds.
+  int esi_max_depth = 3;
+  int esi_max_fragments = 32;
+  // Cookie naming the session for read-your-writes (else the client address).
+  std::string session_cookie = "sid";
+  // Idle keep-alive origin connections kept per worker thread.
+  size_t origin_pool_per_thread = 64;
+};
+
+// A snapshot of the counters (also exported by GET /metrics and /stats).
+struct EdgeMetrics {
+  uint64_t requests = 0, hits = 0, misses = 0, passes = 0, coalesced = 0;
+  uint64_t stored_bytes = 0, stored_objects = 0, evictions = 0, ejections = 0;
+  uint64_t rule_reloads_ok = 0, rule_reloads_failed = 0;
+  uint64_t errors = 0, esi_errors = 0, not_modified = 0, origin_requests = 0;
+  uint64_t coalesce_waiting = 0;  // gauge: requests waiting for another's fetch now
+  // "stage/outcome" → count, for every named outcome.
+  std::vector<std::pair<std::string, uint64_t>> outcomes;
+  uint64_t Outcome(const std::string& stage_outcome) const;
+};
+
+class EdgeServer : public Ejector {
+ public:
+  static Result<std::unique_ptr<EdgeServer>> Start(const EdgeOptions& options, EdgeDeps deps);
+  ~EdgeServer() override;
+
+  uint16_t port() const;
+  uint16_t admin_port() const;
+  void Stop();
+
+  EdgeMetrics Metrics() const;
+  std::string PrometheusText() const;
+  std::string StatsJson() const;
+
+  // Children (ESI fragment keys) of the stored page `key`, for tests and reports.
+  std::vector<std::string> ChildrenOf(const std::string& key) const;
+  bool Contains(const std::string& key) const;
+
+  // Ejector.
+  Status Eject(std::span<const std::string> keys) override;
+  Status EjectAll() override;
+  void SetVouched(bool vouched) override;
+
+  class Impl;
+
+ private:
+  explicit EdgeServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cacheportal::edge

@@ -1,0 +1,561 @@
+// The edge against a tiny origin over real sockets: one behaviour per test,
+// asserted on X-Cache, origin request counts and the stage-outcome counters.
+#include "edgecache/edge_server.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <set>
+
+#include "common/traceparent.h"
+#include "tests/edgecache/test_http.h"
+
+namespace cacheportal::edge {
+namespace {
+
+using testing::ClientResponse;
+using testing::FakeRules;
+using testing::Fetch;
+using testing::Gate;
+using testing::OriginRequest;
+using testing::OriginResponse;
+using testing::TinyOrigin;
+using testing::WaitUntil;
+
+constexpr char kToken[] = "s3cret";
+
+OriginResponse Page(std::string body, std::vector<std::pair<std::string, std::string>> h = {}) {
+  OriginResponse r;
+  r.body = std::move(body);
+  r.headers = std::move(h);
+  r.headers.emplace_back("Content-Type", "text/html");
+  return r;
+}
+
+std::string PercentEncode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+class FakeRegistrar : public PageRegistrar {
+ public:
+  RegisterVerdict Complete(const PageRegistration& page) override {
+    std::lock_guard lock(mu);
+    completed.push_back(page);
+    return verdict;
+  }
+  void Abandon(std::string_view request_id) override {
+    std::lock_guard lock(mu);
+    abandoned.emplace_back(request_id);
+  }
+  std::mutex mu;
+  RegisterVerdict verdict = RegisterVerdict::kStore;
+  std::vector<PageRegistration> completed;
+  std::vector<std::string> abandoned;
+};
+
+struct EdgeFixture {
+  explicit EdgeFixture(TinyOrigin::Handler handler,
+                       std::function<void(EdgeOptions&, EdgeDeps&)> tweak = nullptr)
+      : origin(std::move(handler)) {
+    EdgeOptions o;
+    o.listen_port = 0;
+    o.admin_port = 0;
+    o.admin_token = kToken;
+    o.origin_port = origin.port();
+    o.threads = 2;
+    EdgeDeps d;
+    d.rules = std::make_shared<FakeRules>();
+    d.store_without_registrar = true;
+    if (tweak) tweak(o, d);
+    auto r = EdgeServer::Start(o, std::move(d));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (r.ok()) edge = std::move(r.value());
+  }
+  ClientResponse Get(const std::string& target,
+                     const std::vector<std::pair<std::string, std::string>>& h = {}) {
+    return Fetch(edge->port(), "GET", target, h);
+  }
+  ClientResponse Admin(const std::string& method, const std::string& target,
+                       const std::string& token = kToken) {
+    std::vector<std::pair<std::string, std::string>> h;
+    if (!token.empty()) h.emplace_back("Authorization", "Bearer " + token);
+    return Fetch(edge->admin_port(), method, target, h);
+  }
+  TinyOrigin origin;
+  std::unique_ptr<EdgeServer> edge;
+};
+
+TEST(EdgeServer, HitMissPassCarryXCache) {
+  EdgeFixture f([](const OriginRequest& r) { return Page("page " + r.Path()); });
+  auto a = f.Get("/a");
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(a.Header("x-cache"), "MISS");
+  EXPECT_EQ(a.body, "page /a");
+  auto b = f.Get("/a");
+  EXPECT_EQ(b.Header("x-cache"), "HIT");
+  EXPECT_EQ(b.body, "page /a");
+  EXPECT_FALSE(b.Header("age").empty());
+  EXPECT_EQ(f.origin.Count("/a"), 1);
+  EXPECT_EQ(f.Get("/pass/x").Header("x-cache"), "PASS");
+  EXPECT_EQ(f.Get("/pass/x").Header("x-cache"), "PASS");
+  EXPECT_EQ(f.origin.Count("/pass/x"), 2);
+  auto m = f.edge->Metrics();
+  EXPECT_EQ(m.hits, 1u);
+  EXPECT_EQ(m.misses, 1u);
+  EXPECT_EQ(m.passes, 2u);
+  EXPECT_EQ(m.Outcome("lookup/hit"), 1u);
+  EXPECT_EQ(m.Outcome("store/stored"), 1u);
+  EXPECT_EQ(m.Outcome("key/pass"), 2u);
+}
+
+TEST(EdgeServer, OriginRequestsCarryTraceparentAndSurrogateCapability) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); });
+  f.Get("/t");
+  f.Get("/pass/t");
+  auto reqs = f.origin.Requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  std::set<std::string> ids;
+  for (const auto& r : reqs) {
+    auto tp = TraceParent::Parse(r.headers.at("traceparent"));
+    ASSERT_TRUE(tp.has_value());
+    ids.insert(tp->trace_id);
+    EXPECT_EQ(r.headers.at("surrogate-capability"), "cacheportal=\"ESI/1.0\"");
+  }
+  EXPECT_EQ(ids.size(), 2u);
+}
+
+TEST(EdgeServer, AgeGrowsOnHits) {
+  EdgeFixture f([](const OriginRequest&) { return Page("aged"); });
+  f.Get("/age");
+  auto h = f.Get("/age");
+  ASSERT_EQ(h.Header("x-cache"), "HIT");
+  EXPECT_GE(std::stoi(h.Header("age")), 0);
+}
+
+TEST(EdgeServer, CoalescesConcurrentMissesIntoOneOriginRequest) {
+  constexpr int kClients = 8;
+  Gate gate;
+  EdgeServer* edge_ptr = nullptr;
+  EdgeFixture f([&](const OriginRequest&) {
+    // Hold the answer until every other client is waiting on this fill.
+    WaitUntil([&] { return edge_ptr && edge_ptr->Metrics().coalesce_waiting == kClients - 1; });
+    gate.Wait();
+    return Page("coalesced");
+  });
+  edge_ptr = f.edge.get();
+  std::vector<std::future<ClientResponse>> futures;
+  for (int i = 0; i < kClients; ++i)
+    futures.push_back(std::async(std::launch::async, [&] { return f.Get("/hot"); }));
+  ASSERT_TRUE(WaitUntil([&] { return f.edge->Metrics().coalesce_waiting == kClients - 1; }));
+  gate.Open();
+  for (auto& fu : futures) {
+    auto r = fu.get();
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "coalesced");
+    EXPECT_EQ(r.Header("x-cache"), "MISS");
+  }
+  EXPECT_EQ(f.origin.Count("/hot"), 1);
+  auto m = f.edge->Metrics();
+  EXPECT_EQ(m.coalesced, static_cast<uint64_t>(kClients - 1));
+  EXPECT_EQ(m.Outcome("coalesce/leader"), 1u);
+  EXPECT_EQ(m.Outcome("coalesce/follower_served"), static_cast<uint64_t>(kClients - 1));
+}
+
+TEST(EdgeServer, WaitersOfAnUncacheableAnswerFetchThemselves) {
+  constexpr int kClients = 4;
+  Gate gate;
+  EdgeServer* edge_ptr = nullptr;
+  std::atomic<int> calls{0};
+  EdgeFixture f([&](const OriginRequest&) {
+    if (calls.fetch_add(1) == 0) {
+      WaitUntil([&] { return edge_ptr && edge_ptr->Metrics().coalesce_waiting == kClients - 1; });
+      gate.Wait();
+    }
+    return Page("personal", {{"Set-Cookie", "a=b"}});
+  });
+  edge_ptr = f.edge.get();
+  std::vector<std::future<ClientResponse>> futures;
+  for (int i = 0; i < kClients; ++i)
+    futures.push_back(std::async(std::launch::async, [&] { return f.Get("/cookie"); }));
+  ASSERT_TRUE(WaitUntil([&] { return f.edge->Metrics().coalesce_waiting == kClients - 1; }));
+  gate.Open();
+  for (auto& fu : futures) EXPECT_EQ(fu.get().body, "personal");
+  EXPECT_EQ(f.origin.Count("/cookie"), kClients);
+  EXPECT_EQ(f.edge->Metrics().Outcome("coalesce/released"), static_cast<uint64_t>(kClients - 1));
+}
+
+TEST(EdgeServer, NotModifiedOnIfNoneMatch) {
+  EdgeFixture f([](const OriginRequest&) { return Page("etagged"); });
+  auto a = f.Get("/e");
+  std::string etag = a.Header("etag");
+  ASSERT_FALSE(etag.empty());  // generated from the body hash
+  auto b = f.Get("/e", {{"If-None-Match", etag}});
+  EXPECT_EQ(b.status, 304);
+  EXPECT_EQ(b.Header("x-cache"), "HIT");
+  EXPECT_TRUE(b.body.empty());
+  auto c = f.Get("/e", {{"If-None-Match", "\"other\""}});
+  EXPECT_EQ(c.status, 200);
+  EXPECT_EQ(c.body, "etagged");
+}
+
+TEST(EdgeServer, NotModifiedOnIfModifiedSince) {
+  EdgeFixture f([](const OriginRequest&) {
+    return Page("dated", {{"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"}, {"ETag", "\"v1\""}});
+  });
+  f.Get("/d");
+  auto b = f.Get("/d", {{"If-Modified-Since", "Mon, 07 Nov 1994 08:49:37 GMT"}});
+  EXPECT_EQ(b.status, 304);
+  auto c = f.Get("/d", {{"If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT"}});
+  EXPECT_EQ(c.status, 200);
+}
+
+TEST(EdgeServer, VaryKeysVariants) {
+  EdgeFixture f([](const OriginRequest& r) {
+    auto it = r.headers.find("accept-language");
+    return Page(it == r.headers.end() ? "none" : it->second, {{"Vary", "Accept-Language"}});
+  });
+  EXPECT_EQ(f.Get("/v", {{"Accept-Language", "en"}}).Header("x-cache"), "MISS");
+  EXPECT_EQ(f.Get("/v", {{"Accept-Language", "fr"}}).Header("x-cache"), "MISS");
+  auto en = f.Get("/v", {{"Accept-Language", "en"}});
+  auto fr = f.Get("/v", {{"Accept-Language", "fr"}});
+  EXPECT_EQ(en.Header("x-cache"), "HIT");
+  EXPECT_EQ(en.body, "en");
+  EXPECT_EQ(fr.Header("x-cache"), "HIT");
+  EXPECT_EQ(fr.body, "fr");
+  EXPECT_EQ(f.origin.Count("/v"), 2);
+}
+
+TEST(EdgeServer, SetCookieResponsesAreNotStored) {
+  EdgeFixture f([](const OriginRequest&) { return Page("c", {{"Set-Cookie", "sid=1"}}); });
+  EXPECT_EQ(f.Get("/sc").Header("x-cache"), "MISS");
+  EXPECT_EQ(f.Get("/sc").Header("x-cache"), "MISS");
+  EXPECT_EQ(f.origin.Count("/sc"), 2);
+  EXPECT_EQ(f.edge->Metrics().Outcome("store/set_cookie"), 2u);
+}
+
+TEST(EdgeServer, PrivateAndNoStoreAreNotStored) {
+  EdgeFixture f([](const OriginRequest& r) {
+    return Page("p", {{"Cache-Control", r.Path() == "/priv" ? "private" : "no-store"}});
+  });
+  f.Get("/priv");
+  f.Get("/nostore");
+  EXPECT_EQ(f.Get("/priv").Header("x-cache"), "MISS");
+  EXPECT_EQ(f.Get("/nostore").Header("x-cache"), "MISS");
+  EXPECT_EQ(f.edge->Metrics().Outcome("store/private"), 2u);
+  EXPECT_EQ(f.edge->Metrics().Outcome("store/no_store"), 2u);
+}
+
+TEST(EdgeServer, HeadIsAnsweredWithoutBodyAndFillsTheCache) {
+  EdgeFixture f([](const OriginRequest&) { return Page("0123456789"); });
+  auto h = f.edge ? Fetch(f.edge->port(), "HEAD", "/h") : ClientResponse{};
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.Header("content-length"), "10");
+  EXPECT_TRUE(h.body.empty());
+  auto g = f.Get("/h");
+  EXPECT_EQ(g.Header("x-cache"), "HIT");
+  EXPECT_EQ(g.body, "0123456789");
+  EXPECT_EQ(f.origin.Requests().at(0).method, "GET");
+}
+
+TEST(EdgeServer, PurgeAndBanThroughAdmin) {
+  EdgeFixture f([](const OriginRequest& r) { return Page("x" + r.Path()); });
+  f.Get("/p/1");
+  f.Get("/p/2");
+  f.Get("/q/1");
+  auto purge = f.Admin("POST", "/purge?key=" + PercentEncode(FakeRules::KeyFor("/p/1")));
+  EXPECT_EQ(purge.status, 200);
+  EXPECT_EQ(f.Get("/p/1").Header("x-cache"), "MISS");
+  EXPECT_EQ(f.Get("/p/2").Header("x-cache"), "HIT");
+  EXPECT_EQ(f.Admin("POST", "/purge?url=/p/2").status, 200);
+  EXPECT_EQ(f.Get("/p/2").Header("x-cache"), "MISS");
+  auto ban = f.Admin("POST", "/ban?prefix=/p/");
+  EXPECT_EQ(ban.status, 200);
+  EXPECT_EQ(ban.body, "{\"banned\":2}\n");
+  EXPECT_EQ(f.Get("/p/1").Header("x-cache"), "MISS");
+  EXPECT_EQ(f.Get("/q/1").Header("x-cache"), "HIT");
+  EXPECT_EQ(f.Admin("POST", "/ban?regex=%5E/q/%5B0-9%5D$").body, "{\"banned\":1}\n");
+  EXPECT_EQ(f.Get("/q/1").Header("x-cache"), "MISS");
+  EXPECT_EQ(f.Admin("POST", "/ban?regex=(").status, 400);
+}
+
+TEST(EdgeServer, AdminRequiresTheBearerToken) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); });
+  EXPECT_EQ(f.Admin("GET", "/metrics", "").status, 401);
+  EXPECT_EQ(f.Admin("GET", "/metrics", "wrong").status, 401);
+  EXPECT_EQ(f.Admin("POST", "/purge?key=x", "").status, 401);
+  auto m = f.Admin("GET", "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("cacheportal_edge_hits_total"), std::string::npos);
+  EXPECT_NE(m.body.find("cacheportal_edge_stage_total{stage=\"lookup\",outcome=\"hit\"}"),
+            std::string::npos);
+  auto s = f.Admin("GET", "/stats");
+  EXPECT_EQ(s.status, 200);
+  EXPECT_NE(s.body.find("\"stored_objects\""), std::string::npos);
+}
+
+TEST(EdgeServer, EmptyConfiguredTokenRefusesEveryone) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); },
+                [](EdgeOptions& o, EdgeDeps&) { o.admin_token = ""; });
+  EXPECT_EQ(f.Admin("GET", "/metrics", "").status, 401);
+  EXPECT_EQ(f.Admin("GET", "/metrics", "anything").status, 401);
+}
+
+TEST(EdgeServer, EjectDuringFillTaintsIt) {
+  Gate gate;
+  EdgeFixture f([&](const OriginRequest&) {
+    gate.Wait();
+    return Page("old");
+  });
+  auto first = std::async(std::launch::async, [&] { return f.Get("/ej"); });
+  ASSERT_TRUE(WaitUntil([&] { return f.origin.Count("/ej") == 1; }));
+  std::string key = FakeRules::KeyFor("/ej");
+  ASSERT_TRUE(f.edge->Eject(std::span<const std::string>(&key, 1)).ok());
+  gate.Open();
+  auto r = first.get();
+  EXPECT_EQ(r.body, "old");  // served to its requester...
+  EXPECT_EQ(r.Header("x-cache"), "MISS");
+  EXPECT_EQ(f.Get("/ej").Header("x-cache"), "MISS");  // ...but never stored
+  EXPECT_EQ(f.edge->Metrics().Outcome("store/tainted"), 1u);
+}
+
+TEST(EdgeServer, EjectRemovesAndEjectAllFlushes) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); });
+  f.Get("/k1");
+  f.Get("/k2");
+  std::string k1 = FakeRules::KeyFor("/k1");
+  EXPECT_TRUE(f.edge->Contains(k1));
+  ASSERT_TRUE(f.edge->Eject(std::span<const std::string>(&k1, 1)).ok());
+  EXPECT_FALSE(f.edge->Contains(k1));
+  EXPECT_EQ(f.Get("/k2").Header("x-cache"), "HIT");
+  ASSERT_TRUE(f.edge->EjectAll().ok());
+  EXPECT_EQ(f.Get("/k2").Header("x-cache"), "MISS");
+  EXPECT_EQ(f.edge->Metrics().stored_objects, 1u);
+}
+
+TEST(EdgeServer, NotVouchedServesNoHits) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); });
+  f.Get("/nv");
+  EXPECT_EQ(f.Get("/nv").Header("x-cache"), "HIT");
+  f.edge->SetVouched(false);
+  EXPECT_EQ(f.Get("/nv").Header("x-cache"), "PASS");
+  EXPECT_EQ(f.Get("/nv").Header("x-cache"), "PASS");
+  f.edge->SetVouched(true);
+  EXPECT_EQ(f.Get("/nv").Header("x-cache"), "HIT");
+  EXPECT_EQ(f.edge->Metrics().Outcome("lookup/not_vouched"), 2u);
+}
+
+TEST(EdgeServer, RegistrarVerdictDecidesStorage) {
+  FakeRegistrar reg;
+  EdgeFixture f([](const OriginRequest&) { return Page("r"); },
+                [&](EdgeOptions&, EdgeDeps& d) {
+                  d.registrar = &reg;
+                  d.store_without_registrar = false;
+                });
+  reg.verdict = RegisterVerdict::kTainted;
+  EXPECT_EQ(f.Get("/r").Header("x-cache"), "MISS");
+  EXPECT_EQ(f.Get("/r").Header("x-cache"), "MISS");
+  EXPECT_EQ(f.edge->Metrics().Outcome("store/tainted"), 2u);
+  reg.verdict = RegisterVerdict::kStore;
+  f.Get("/r");
+  EXPECT_EQ(f.Get("/r").Header("x-cache"), "HIT");
+  // The request id handed over is the trace id the origin saw.
+  auto reqs = f.origin.Requests();
+  std::lock_guard lock(reg.mu);
+  ASSERT_EQ(reg.completed.size(), 3u);
+  EXPECT_EQ(reg.completed.back().cache_key, FakeRules::KeyFor("/r"));
+  EXPECT_EQ(reg.completed.back().url, "/r");
+  EXPECT_EQ(TraceParent::Parse(reqs.back().headers.at("traceparent"))->trace_id,
+            reg.completed.back().request_id);
+  // Passes are abandoned.
+  reg.mu.unlock();
+  f.Get("/pass/z");
+  reg.mu.lock();
+  EXPECT_EQ(reg.abandoned.size(), 1u);
+}
+
+TEST(EdgeServer, WithoutRegistrarNothingIsStored) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); },
+                [](EdgeOptions&, EdgeDeps& d) { d.store_without_registrar = false; });
+  EXPECT_EQ(f.Get("/x").Header("x-cache"), "PASS");
+  EXPECT_EQ(f.Get("/x").Header("x-cache"), "PASS");
+}
+
+OriginResponse EsiOrigin(const OriginRequest& r) {
+  if (r.Path() == "/page")
+    return Page("<html><esi:include src=\"/frag/a\"/> and <esi:include src='/frag/b' /></html>",
+                {{"Surrogate-Control", "content=\"ESI/1.0\""}});
+  if (r.Path() == "/frag/a") return Page("[A]");
+  if (r.Path() == "/frag/b") return Page("[B]");
+  if (r.Path() == "/broken")
+    return Page("x<esi:include/>y<esi:bogus/>z", {{"Surrogate-Control", "content=\"ESI/1.0\""}});
+  return Page("?", {});
+}
+
+TEST(EdgeServer, EsiAssemblesIncludesInOrderAndCachesFragments) {
+  EdgeFixture f(EsiOrigin);
+  auto p = f.Get("/page");
+  EXPECT_EQ(p.body, "<html>[A] and [B]</html>");
+  EXPECT_EQ(p.Header("content-length"), std::to_string(p.body.size()));
+  auto p2 = f.Get("/page");
+  EXPECT_EQ(p2.Header("x-cache"), "HIT");
+  EXPECT_EQ(p2.body, p.body);
+  EXPECT_EQ(f.Get("/frag/a").Header("x-cache"), "HIT");
+  EXPECT_EQ(f.origin.Count("/frag/a"), 1);
+  EXPECT_EQ(f.origin.Count("/frag/b"), 1);
+  std::string page = FakeRules::KeyFor("/page"), a = FakeRules::KeyFor("/frag/a"),
+              b = FakeRules::KeyFor("/frag/b");
+  auto children = f.edge->ChildrenOf(page);
+  EXPECT_EQ(std::set<std::string>(children.begin(), children.end()), (std::set<std::string>{a, b}));
+  // Ejecting a fragment ejects the fragment and the pages that hold it.
+  ASSERT_TRUE(f.edge->Eject(std::span<const std::string>(&a, 1)).ok());
+  EXPECT_FALSE(f.edge->Contains(a));
+  EXPECT_TRUE(f.edge->Contains(b));
+  EXPECT_FALSE(f.edge->Contains(page));
+  EXPECT_EQ(f.Get("/page").body, p.body);
+  EXPECT_EQ(f.origin.Count("/frag/a"), 2);
+  EXPECT_EQ(f.origin.Count("/frag/b"), 1);
+  EXPECT_EQ(f.edge->Metrics().esi_errors, 0u);
+}
+
+TEST(EdgeServer, EsiRegistersChildrenWithThePage) {
+  FakeRegistrar reg;
+  EdgeFixture f(EsiOrigin, [&](EdgeOptions&, EdgeDeps& d) {
+    d.registrar = &reg;
+    d.store_without_registrar = false;
+  });
+  f.Get("/page");
+  std::lock_guard lock(reg.mu);
+  ASSERT_EQ(reg.completed.size(), 3u);  // two fragments, then the page
+  const auto& page = reg.completed.back();
+  EXPECT_EQ(page.cache_key, FakeRules::KeyFor("/page"));
+  EXPECT_EQ(std::set<std::string>(page.children.begin(), page.children.end()),
+            (std::set<std::string>{FakeRules::KeyFor("/frag/a"), FakeRules::KeyFor("/frag/b")}));
+}
+
+TEST(EdgeServer, EsiBadMarkupIsCountedNotFatal) {
+  EdgeFixture f(EsiOrigin);
+  auto r = f.Get("/broken");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "xy<esi:bogus/>z");
+  EXPECT_EQ(f.edge->Metrics().esi_errors, 2u);
+}
+
+TEST(EdgeServer, BadGatewayWhenOriginIsDown) {
+  uint16_t dead_port;
+  {
+    TinyOrigin tmp([](const OriginRequest&) { return Page("x"); });
+    dead_port = tmp.port();
+  }
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); },
+                [&](EdgeOptions& o, EdgeDeps&) { o.origin_port = dead_port; });
+  auto r = f.Get("/down");
+  EXPECT_EQ(r.status, 502);
+  EXPECT_EQ(f.Get("/pass/down").status, 502);
+  EXPECT_EQ(f.edge->Metrics().Outcome("fetch/connect_failed"), 2u);
+}
+
+TEST(EdgeServer, GatewayTimeoutWhenOriginIsSlow) {
+  Gate gate;
+  EdgeFixture f(
+      [&](const OriginRequest&) {
+        gate.Wait();
+        return Page("late");
+      },
+      [](EdgeOptions&, EdgeDeps& d) { d.origin_timeout = std::chrono::milliseconds(200); });
+  auto r = f.Get("/slow");
+  gate.Open();
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(f.edge->Metrics().Outcome("fetch/timeout"), 1u);
+}
+
+TEST(EdgeServer, OversizeHeadersGet431) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); },
+                [](EdgeOptions& o, EdgeDeps&) { o.max_header_bytes = 1024; });
+  auto r = f.Get("/big", {{"X-Big", std::string(4096, 'a')}});
+  EXPECT_EQ(r.status, 431);
+  EXPECT_EQ(f.origin.Total(), 0);
+}
+
+TEST(EdgeServer, MalformedRequestGets400) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); });
+  std::string out = testing::RawExchange(f.edge->port(), "GARBAGE\x01 / HTTP/9\r\n\r\n");
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 400")) << out;
+  EXPECT_EQ(f.origin.Total(), 0);
+}
+
+TEST(EdgeServer, LruEvictsUnderASmallBudget) {
+  const std::string body(4096, 'z');
+  EdgeFixture f([&](const OriginRequest&) { return Page(body); },
+                [](EdgeOptions& o, EdgeDeps& d) {
+                  o.memory_budget_bytes = 3 * 4096 + 3 * 700;  // room for three pages
+                  d.store_shards = 1;
+                });
+  f.Get("/1");
+  f.Get("/2");
+  f.Get("/3");
+  EXPECT_EQ(f.Get("/1").Header("x-cache"), "HIT");  // /2 is now least recently used
+  f.Get("/4");
+  EXPECT_EQ(f.edge->Metrics().evictions, 1u);
+  EXPECT_EQ(f.Get("/1").Header("x-cache"), "HIT");
+  EXPECT_EQ(f.Get("/3").Header("x-cache"), "HIT");
+  EXPECT_EQ(f.Get("/4").Header("x-cache"), "HIT");
+  EXPECT_EQ(f.Get("/2").Header("x-cache"), "MISS");
+}
+
+TEST(EdgeServer, ReadYourWritesBypassesTheCacheForTheWritingSession) {
+  EdgeFixture f([](const OriginRequest& r) { return Page(r.method + " " + r.Path()); },
+                [](EdgeOptions& o, EdgeDeps&) { o.read_your_writes_seconds = 3600; });
+  f.Get("/cart");
+  EXPECT_EQ(f.Get("/cart", {{"Cookie", "sid=alice"}}).Header("x-cache"), "HIT");
+  auto post = Fetch(f.edge->port(), "POST", "/cart", {{"Cookie", "sid=alice"}}, "item=1");
+  EXPECT_EQ(post.Header("x-cache"), "PASS");
+  EXPECT_EQ(f.Get("/cart", {{"Cookie", "sid=alice"}}).Header("x-cache"), "PASS");
+  EXPECT_EQ(f.Get("/cart", {{"Cookie", "sid=bob"}}).Header("x-cache"), "HIT");
+  EXPECT_EQ(f.edge->Metrics().Outcome("key/read_your_writes"), 1u);
+}
+
+TEST(EdgeServer, ClientNoCacheRevalidatesWhenConfigured) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); },
+                [](EdgeOptions& o, EdgeDeps&) { o.client_no_cache = "revalidate"; });
+  f.Get("/nc");
+  EXPECT_EQ(f.Get("/nc").Header("x-cache"), "HIT");
+  EXPECT_EQ(f.Get("/nc", {{"Cache-Control", "no-cache"}}).Header("x-cache"), "MISS");
+  EXPECT_EQ(f.origin.Count("/nc"), 2);
+}
+
+TEST(EdgeServer, ClientNoCacheIgnoredByDefault) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); });
+  f.Get("/nc");
+  EXPECT_EQ(f.Get("/nc", {{"Cache-Control", "no-cache"}}).Header("x-cache"), "HIT");
+}
+
+TEST(EdgeServer, RulesCheckTimerCountsReloads) {
+  std::atomic<int> calls{0};
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); },
+                [&](EdgeOptions&, EdgeDeps& d) {
+                  d.rules_check_interval = std::chrono::milliseconds(5);
+                  d.check_rules = [&] {
+                    int n = calls.fetch_add(1);
+                    return n == 0   ? RulesCheck::kReloaded
+                           : n == 1 ? RulesCheck::kFailed
+                                    : RulesCheck::kUnchanged;
+                  };
+                });
+  ASSERT_TRUE(WaitUntil([&] { return calls.load() >= 3; }));
+  auto m = f.edge->Metrics();
+  EXPECT_EQ(m.rule_reloads_ok, 1u);
+  EXPECT_EQ(m.rule_reloads_failed, 1u);
+}
+
+}  // namespace
+}  // namespace cacheportal::edge
