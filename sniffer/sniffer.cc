@@ -191,8 +191,20 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (phase_ == Phase::kClosed) return;
+    // Most chunks fit the socket buffer: write them now and go straight
+    // back to reading, without a completion round trip through the loop.
+    error_code ec;
+    size_t written = server_.write_some(asio::buffer(data.data(), data.size()), ec);
+    if (ec && ec != asio::error::would_block) {
+      Close("upstream write error: " + ec.message(), false);
+      return;
+    }
+    if (written == data.size()) {
+      ReadClient();
+      return;
+    }
     server_writing_ = true;
-    asio::async_write(server_, asio::buffer(data.data(), data.size()),
+    asio::async_write(server_, asio::buffer(data.data() + written, data.size() - written),
                       [self = shared_from_this()](error_code ec, size_t) {
                         self->server_writing_ = false;
                         if (self->phase_ == Phase::kClosed) return;
@@ -224,8 +236,18 @@ class Session : public std::enable_shared_from_this<Session> {
       ProtocolError("upstream sent " + consumed.status().message());
       return;
     }
+    error_code wec;
+    size_t written = client_.write_some(asio::buffer(server_buf_.get(), n), wec);
+    if (wec && wec != asio::error::would_block) {
+      Close("client write error: " + wec.message(), true);
+      return;
+    }
+    if (written == n) {
+      ReadServer();
+      return;
+    }
     client_writing_ = true;
-    asio::async_write(client_, asio::buffer(server_buf_.get(), n),
+    asio::async_write(client_, asio::buffer(server_buf_.get() + written, n - written),
                       [self = shared_from_this()](error_code ec, size_t) {
                         self->client_writing_ = false;
                         if (self->phase_ == Phase::kClosed) return;
@@ -308,6 +330,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     error_code ignored;
     server_.set_option(tcp::no_delay(true), ignored);
+    // Non-blocking in user mode: write_some returns would_block instead of
+    // stalling the thread (the relay pumps rely on it).
+    server_.non_blocking(true, ignored);
+    client_.non_blocking(true, ignored);
     phase_ = Phase::kRelay;
     if (impl_.options.idle_timeout_seconds > 0) {
       ArmTimer(std::chrono::seconds(impl_.options.idle_timeout_seconds));
@@ -635,7 +661,6 @@ class Session : public std::enable_shared_from_this<Session> {
       // logs no "unexpected EOF".
       if (relaying && !terminated_ && !server_writing_ && client_frames_.AtBoundary()) {
         auto x = sniffer::TerminateMessage();
-        server_.non_blocking(true, ignored);
         server_.write_some(asio::buffer(x.data(), x.size()), ignored);
       }
       server_.shutdown(tcp::socket::shutdown_both, ignored);
