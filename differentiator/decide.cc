@@ -132,7 +132,11 @@ bool CompiledRule::MatchesMethod(std::string_view method) const {
 
 bool CompiledRule::MatchesPath(std::string_view path) const {
   if (glob) return glob->Matches(path);
-  if (regex) return std::regex_search(path.begin(), path.end(), *regex);
+  if (regex) {
+    if (regex_exact) return path == regex_prefix;
+    if (path.substr(0, regex_prefix.size()) != regex_prefix) return false;
+    return std::regex_search(path.begin(), path.end(), *regex);
+  }
   return false;
 }
 

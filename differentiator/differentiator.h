@@ -91,12 +91,13 @@ class RuleSet {
                                                          std::string session_secret);
   virtual Decision Decide(const RequestView& request, int64_t now_unix) const = 0;
 
-  // Number of rules (for `rules check` and logs).
-  virtual size_t RuleCount() const = 0;
+  // Number of rules (for `rules check` and logs). Not pure, so test fakes
+  // of RuleSet need not implement it.
+  virtual size_t RuleCount() const { return 0; }
   // The largest max_body_bytes of any rule that keys on POST body fields
   // (0 = no rule reads bodies): the edge need not buffer more than this to
   // decide; a bigger body passes anyway.
-  virtual uint64_t MaxBodyBytes() const = 0;
+  virtual uint64_t MaxBodyBytes() const { return 0; }
 };
 
 // Notes on Decide():

@@ -356,6 +356,38 @@ std::string CompilePathGlob(std::string_view text, PathGlob* out) {
   return {};
 }
 
+std::string RegexLiteralPrefix(std::string_view re, bool* exact) {
+  if (exact) *exact = false;
+  if (re.empty() || re[0] != '^' || re.find('|') != std::string_view::npos) return {};
+  constexpr std::string_view kMeta = ".^$|?*+()[]{}\\";
+  std::string out;
+  size_t i = 1;
+  while (i < re.size()) {
+    char literal;
+    size_t next;
+    if (re[i] == '\\') {
+      // Escaped punctuation is a literal; \d, \w, \b... are not.
+      if (i + 1 >= re.size() ||
+          std::string_view(".^$|?*+()[]{}/\\-").find(re[i + 1]) == std::string_view::npos) {
+        break;
+      }
+      literal = re[i + 1];
+      next = i + 2;
+    } else if (kMeta.find(re[i]) != std::string_view::npos) {
+      if (exact && re[i] == '$' && i + 1 == re.size()) *exact = true;
+      break;
+    } else {
+      literal = re[i];
+      next = i + 1;
+    }
+    if (next < re.size() && (re[next] == '?' || re[next] == '*' || re[next] == '{')) break;
+    out.push_back(literal);
+    if (next < re.size() && re[next] == '+') break;
+    i = next;
+  }
+  return out;
+}
+
 bool PathParamStrip::Drops(std::string_view name) const {
   if (all) return true;
   if (names == nullptr) return false;

@@ -31,6 +31,12 @@ struct PathGlob {
 // Checks a glob's syntax; on error returns a message (else empty).
 std::string CompilePathGlob(std::string_view text, PathGlob* out);
 
+// The literal text every match of an ECMAScript regex must start with, when
+// it is anchored with '^' and has no alternation; "" when unknown. *exact
+// (optional) is set when the regex matches that text and nothing else
+// ("^/frag/items$"), so the regex need not run at all.
+std::string RegexLiteralPrefix(std::string_view re, bool* exact = nullptr);
+
 // Which ";name=value" path parameters to drop.
 struct PathParamStrip {
   bool all = false;                                 // drop every parameter (used for matching)

@@ -175,6 +175,7 @@ void ReadMatch(const YAML::Node& node, const std::string& path, YamlDiagnostics&
     try {
       if (re.empty()) throw std::regex_error(std::regex_constants::error_collate);
       rule->regex.emplace(re, std::regex::ECMAScript | std::regex::optimize);
+      rule->regex_prefix = internal::RegexLiteralPrefix(re, &rule->regex_exact);
     } catch (const std::regex_error& e) {
       diag.Add(node["path_regex"],
                "'" + path + ".path_regex': bad regex \"" + re + "\": " + e.what());

@@ -118,6 +118,33 @@ TEST(NameGlob, MatchesTrackerPatterns) {
   EXPECT_TRUE(NameGlobMatch("*id", "fbclid"));
 }
 
+TEST(RegexLiteralPrefix, OnlyWhatEveryMatchMustStartWith) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"^/frag/items$", "/frag/items"},
+      {"^/frags?$", "/frag"},
+      {"^/a+b", "/a"},
+      {"^/(signin|signout)$", ""},
+      {"^/a|^/b", ""},
+      {"/frag", ""},
+      {"^/a\\.b", "/a.b"},
+      {"^/a\\d", "/a"},
+      {"^/a{2}", "/"},
+      {"^/a*b", "/"},
+      {"^/a.b", "/a"},
+      {"^/a[bc]", "/a"},
+      {"^/a(b)", "/a"},
+      {"^", ""},
+  };
+  for (const auto& [re, prefix] : cases) EXPECT_EQ(RegexLiteralPrefix(re), prefix) << re;
+  bool exact = false;
+  EXPECT_EQ(RegexLiteralPrefix("^/frag/items$", &exact), "/frag/items");
+  EXPECT_TRUE(exact);
+  for (const char* re : {"^/frag/items", "^/frags?$", "^/a.$", "^/a$b", "^/a\\d$"}) {
+    RegexLiteralPrefix(re, &exact);
+    EXPECT_FALSE(exact) << re;
+  }
+}
+
 TEST(FindCookie, AcrossHeadersWithSpacesAndQuotes) {
   RequestView req;
   req.headers = {{"Cookie", "a=1;  lang=ja ;b=2"}, {"cookie", "sid=\"xyz\""}};
