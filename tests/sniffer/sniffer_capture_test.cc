@@ -173,6 +173,34 @@ TEST_F(SnifferCapture, DeallocatedNameCanBePreparedAgainWithNewSql) {
   EXPECT_EQ(rec[0].statement.sql, sql);
 }
 
+// Beyond max_prepared_per_connection the least recently used statement is
+// forgotten; executing it is still registered (without SQL) so the request
+// is never taken for one that ran nothing.
+TEST_F(SnifferCapture, EvictedStatementIsStillRegistered) {
+  SnifferOptions o;
+  o.max_prepared_per_connection = 2;
+  auto small = StartProxy(&sink_, o);
+  ASSERT_TRUE(small);
+  auto conn = pg::Connect(ProxyConninfo(*small, db_->name()));
+  ASSERT_TRUE(conn.ok());
+  for (const char* name : {"e1", "e2", "e3"}) {
+    pg::ResultPtr p(
+        PQprepare(conn->get(), name, (std::string("SELECT '") + name + "'").c_str(), 0, nullptr));
+    ASSERT_EQ(PQresultStatus(p.get()), PGRES_COMMAND_OK);
+  }
+  ASSERT_TRUE(pg::Exec(conn->get(), std::string("SELECT 0 ") + Comment(kRidA)).ok());
+  for (const char* name : {"e1", "e3"}) {
+    pg::ResultPtr r(PQexecPrepared(conn->get(), name, 0, nullptr, nullptr, nullptr, 0));
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK);
+    EXPECT_STREQ(PQgetvalue(r.get(), 0, 0), name);  // the server still has it
+  }
+  auto rec = sink_.Records();
+  ASSERT_EQ(rec.size(), 3u);
+  EXPECT_EQ(rec[1].request_id, kRidA);
+  EXPECT_EQ(rec[1].statement.sql, "");  // e1 was evicted by e3
+  EXPECT_EQ(rec[2].statement.sql, "SELECT 'e3'");
+}
+
 TEST_F(SnifferCapture, TransactionBlockIsReported) {
   ASSERT_TRUE(pg::Exec(c(), "BEGIN").ok());
   ASSERT_TRUE(pg::Exec(c(), std::string("SELECT 1 ") + Comment(kRidA)).ok());

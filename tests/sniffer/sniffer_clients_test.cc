@@ -110,6 +110,13 @@ TEST_F(SnifferPgBench, FourClientsTwoHundredTransactionsEach) {
   EXPECT_EQ(proxy_->stats().connections_active, 0u);
 }
 
+TEST_F(SnifferPgBench, ConnectionChurnAndManyConcurrentClients) {
+  Run("-M extended -C -c 8 -j 2 -t 50", 400);  // a new connection per transaction
+  Run("-M prepared -c 48 -j 2 -t 40", 1920);
+  EXPECT_TRUE(WaitFor([&] { return proxy_->stats().connections_active == 0; }));
+  EXPECT_GE(proxy_->stats().connections_accepted, 400u + 48u);
+}
+
 TEST_F(SnifferClients, CopyInAndOutPassThrough) {
   auto conn = pg::Connect(Proxy());
   ASSERT_TRUE(conn.ok()) << conn.status().ToString();

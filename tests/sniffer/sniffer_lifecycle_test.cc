@@ -130,6 +130,47 @@ TEST_F(SnifferLifecycle, CancelForUnknownBackendIsDropped) {
   EXPECT_EQ(proxy_->stats().cancels_forwarded, 0u);
 }
 
+TEST_F(SnifferLifecycle, IdleTimeoutClosesTheConnectionWithAReason) {
+  SnifferOptions o;
+  o.idle_timeout_seconds = 1;
+  auto idle_proxy = StartProxy(&sink_, o);
+  ASSERT_TRUE(idle_proxy);
+  auto conn = pg::Connect(ProxyConninfo(*idle_proxy, db_->name()));
+  ASSERT_TRUE(conn.ok());
+  std::string pid = BackendPid(conn->get());
+  // Wait for the sniffer to give up on the silent client; the upstream goes too.
+  EXPECT_TRUE(WaitFor([&] { return idle_proxy->stats().connections_active == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return BackendState(pid).empty(); }));
+  // The connection's error text holds every message received (the result's only the last).
+  pg::ResultPtr r(PQexec(conn->get(), "SELECT 1"));
+  EXPECT_NE(PQresultStatus(r.get()), PGRES_TUPLES_OK);
+  std::string error = PQerrorMessage(conn->get());
+  EXPECT_NE(error.find("idle timeout"), std::string::npos) << error;
+}
+
+TEST_F(SnifferLifecycle, BackendTerminationReachesTheClient) {
+  auto conn = pg::Connect(Proxy());
+  ASSERT_TRUE(conn.ok());
+  std::string pid = BackendPid(conn->get());
+  ASSERT_TRUE(pg::Exec(direct_.get(), "SELECT pg_terminate_backend(" + pid + ")").ok());
+  EXPECT_TRUE(WaitFor([&] { return proxy_->stats().connections_active == 0; }));
+  pg::ResultPtr r(PQexec(conn->get(), "SELECT 1"));
+  EXPECT_NE(PQresultStatus(r.get()), PGRES_TUPLES_OK);
+  std::string error = PQerrorMessage(conn->get());
+  EXPECT_NE(error.find("terminating connection due to administrator command"), std::string::npos)
+      << error;
+}
+
+TEST_F(SnifferLifecycle, StopClosesOpenConnections) {
+  auto conn = pg::Connect(Proxy());
+  ASSERT_TRUE(conn.ok());
+  std::string pid = BackendPid(conn->get());
+  proxy_->Stop();
+  EXPECT_FALSE(pg::Exec(conn->get(), "SELECT 1").ok());
+  EXPECT_TRUE(WaitFor([&] { return BackendState(pid).empty(); }));
+  EXPECT_EQ(proxy_->stats().connections_active, 0u);
+}
+
 // Roles with passwords and pg_hba lines for them only, removed afterwards.
 class SnifferAuth : public SnifferLifecycle {
  protected:
