@@ -1,0 +1,134 @@
+// ChangeProcessor: turns the decoded pgoutput stream into ejections and a
+// confirmable replication position. No sockets: the replication client feeds
+// it messages, tests and benchmarks feed it directly.
+//
+// Per transaction (Begin … Commit; pgoutput only sends committed ones):
+//   for each row change, FIRST taint matching in-flight requests, THEN find
+//   candidate instances (equality index for the old and new row's values, plus
+//   the table's unindexed instances; every instance on the table when part of
+//   a row image is unknown), evaluate them, and collect affected instances.
+//   At Commit: settle join checks (poll or conservative), eject every key of
+//   the affected instances plus the pages that include them (each key once),
+//   remove them from the map, record end_lsn as applied. Only then does
+//   ConfirmableLsn() move, and only then may the caller confirm it upstream.
+//
+// Thread-safety: Process/OnWalEnd/ResetStream from one thread; Metrics() from any.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "common/ejector.h"
+#include "invalidator/dependency_source.h"
+#include "invalidator/join_poll.h"
+#include "invalidator/metrics.h"
+#include "invalidator/pgoutput.h"
+#include "invalidator/row_evaluator.h"
+
+namespace cacheportal::invalidator {
+
+struct ProcessorOptions {
+  // Join checks: poll the database (needs a JoinPoller) or eject conservatively.
+  bool poll_joins = true;
+  EvalOptions eval;
+  // Eject() attempts per commit before giving up (the caller then reconnects
+  // and the transaction is replayed). Default: 3.
+  int eject_attempts = 3;
+};
+
+class ChangeProcessor {
+ public:
+  using Clock = std::function<int64_t()>;  // Unix µs
+
+  // `source` and `ejector` must outlive the processor; `poller` may be null
+  // (joins are then ejected conservatively). `now` defaults to the system clock.
+  ChangeProcessor(DependencySource* source, Ejector* ejector, JoinPoller* poller,
+                  ProcessorOptions options, Clock now = nullptr);
+
+  // Feeds one message. Non-OK means the position must not advance past what
+  // ConfirmableLsn() says: TryAgain when an ejection was not confirmed,
+  // Corruption when the stream is inconsistent. Either way the caller
+  // reconnects and the server replays from ConfirmableLsn().
+  Status Process(const PgOutputMessage& message);
+
+  // The server has sent everything before `wal_end` (a keepalive outside a
+  // transaction): provisional poll answers up to it become final.
+  void OnWalEnd(Lsn wal_end);
+
+  // Forget a half-received transaction and the relation cache (reconnect).
+  void ResetStream();
+
+  // Forgets the applied position (the server is behind it: restored or
+  // replaced). The caller ejects everything.
+  void ResetPosition(Lsn lsn);
+
+  // Ejects everything: Ejector::EjectAll, in-flight TaintAll, map Clear. Used
+  // when the slot was lost or the stream cannot be evaluated.
+  Status EjectEverything(const std::string& reason);
+
+  // End LSN of the last transaction whose ejections are all done and on which
+  // no provisional poll answer depends. Starts at the source's AppliedLsn().
+  Lsn ConfirmableLsn() const;
+  bool in_transaction() const { return txn_.open; }
+  // commit_time (Unix µs) of the last transaction processed; 0 before any.
+  int64_t last_commit_unix_us() const { return last_commit_unix_us_; }
+
+  InvalidatorMetrics Metrics() const;
+
+ private:
+  struct PendingJoin {
+    InstanceId id;
+    std::shared_ptr<const sqlmap::QueryInstance> instance;
+    std::shared_ptr<const Relation> rel;
+    std::vector<int> tables;
+    std::vector<Row> rows;
+  };
+  struct Txn {
+    bool open = false;
+    Lsn final_lsn = 0;
+    int64_t commit_time = 0;
+    std::unordered_set<InstanceId> affected;
+    std::unordered_set<std::string> tables;
+    std::vector<PendingJoin> joins;
+    bool eject_all = false;
+    std::string eject_all_reason;
+    uint64_t changes = 0;
+  };
+  // A provisional "no" from a poll: it holds only if no transaction committed
+  // before `until` touched `tables`.
+  struct Guard {
+    InstanceId id;
+    std::vector<std::string> tables;
+    Lsn until;
+    Lsn hold_at;  // confirmable position before the transaction that polled
+  };
+
+  Status OnChange(RowChange change);
+  Status OnTruncate(const TruncateMessage& m);
+  Status OnCommit(const CommitMessage& m);
+  void SettleJoins(const CommitMessage& m, Lsn hold_at);
+  Status EjectKeys(std::vector<std::string>* keys);
+  void Count(uint64_t InvalidatorMetrics::*field, uint64_t n = 1);
+
+  DependencySource* source_;
+  Ejector* ejector_;
+  JoinPoller* poller_;
+  ProcessorOptions options_;
+  Clock now_;
+  RelationCache relations_;
+  Txn txn_;
+  std::vector<Guard> guards_;
+  Lsn applied_ = 0;
+  int64_t last_commit_unix_us_ = 0;
+  std::vector<InstanceId> scratch_ids_;
+
+  mutable std::mutex mu_;  // guards metrics_
+  InvalidatorMetrics metrics_;
+};
+
+}  // namespace cacheportal::invalidator

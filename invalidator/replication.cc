@@ -1,0 +1,663 @@
+#include "invalidator/replication.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "common/pg.h"
+#include "invalidator/change_processor.h"
+#include "invalidator/join_poll.h"
+#include "invalidator/pgoutput.h"
+
+namespace cacheportal::invalidator {
+namespace {
+
+constexpr const char* kPart = "invalidator";
+using Clock = std::chrono::steady_clock;
+
+int64_t NowUnixMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string QuoteIdent(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  return out + "\"";
+}
+
+std::string QuoteTable(std::string_view qualified) {
+  size_t dot = qualified.find('.');
+  if (dot == std::string_view::npos) return QuoteIdent(qualified);
+  return QuoteIdent(qualified.substr(0, dot)) + "." + QuoteIdent(qualified.substr(dot + 1));
+}
+
+std::string QuoteLiteral(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out.push_back('\'');
+    out.push_back(c);
+  }
+  return out + "'";
+}
+
+std::string Trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string Value(const pg::ResultPtr& r, int row, int col) {
+  if (PQntuples(r.get()) <= row || PQgetisnull(r.get(), row, col)) return "";
+  return PQgetvalue(r.get(), row, col);
+}
+
+// Connection with replication=database, whatever form the conninfo has.
+Result<pg::ConnPtr> ConnectReplication(const std::string& conninfo) {
+  const char* keys[] = {"dbname", "replication", "application_name", nullptr};
+  const char* vals[] = {conninfo.c_str(), "database", "cacheportal-invalidator", nullptr};
+  pg::ConnPtr c(PQconnectdbParams(keys, vals, /*expand_dbname=*/1));
+  if (!c) return Status::Unavailable("libpq could not allocate a connection");
+  if (PQstatus(c.get()) != CONNECTION_OK) {
+    std::string msg = Trimmed(PQerrorMessage(c.get()));
+    if (msg.find("no pg_hba.conf entry for replication") != std::string::npos)
+      return Status::InvalidArgument(
+          "replication connection refused: " + msg +
+          " (add a pg_hba.conf line for the 'replication' pseudo-database)");
+    if (msg.find("must be superuser or replication role") != std::string::npos ||
+        msg.find("permission denied to start WAL sender") != std::string::npos)
+      return Status::InvalidArgument("the role lacks the REPLICATION attribute: " + msg);
+    return Status::Unavailable("cannot open a replication connection: " + msg);
+  }
+  return c;
+}
+
+}  // namespace
+
+struct Invalidator::Impl {
+  InvalidatorDeps deps;
+  std::vector<std::string> tables;
+  std::string database;
+  std::unique_ptr<PgJoinPoller> poller;
+  std::unique_ptr<ChangeProcessor> processor;
+
+  std::thread thread;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> kill{false};
+  std::mutex sleep_mu;
+  std::condition_variable sleep_cv;
+
+  // Stream state: stream thread only.
+  pg::ConnPtr repl;
+  pg::ConnPtr stats_conn;
+  Lsn server_wal_end = 0;
+  Lsn catch_up_target = 0;
+  bool caught_up = false;
+  Lsn last_sent_flush = 0;
+  bool pending_eject_all = false;
+  bool first_connect = true;
+  bool force_recreate = false;
+  bool vouched = false;
+  bool vouch_known = false;
+  int64_t lag_commit_unix_us = 0;  // commit time of the oldest unprocessed work, 0 = none
+  Clock::time_point last_status{};
+  Clock::time_point last_server_msg{};
+  Clock::time_point last_stats{};
+  uint64_t stats_changes = 0;
+  Clock::time_point stats_time = Clock::now();
+
+  mutable std::mutex metrics_mu;
+  InvalidatorMetrics extra;  // the fields the stream owns (connected, lag, …)
+
+  double StatusInterval() const {
+    double s = std::max(1, deps.options.status_interval_seconds);
+    // Ask the server for a reply often enough to notice silence within max_staleness.
+    return std::min(s, std::max(0.2, deps.options.max_staleness_seconds / 2));
+  }
+
+  void SetVouched(bool v) {
+    if (vouch_known && vouched == v) return;
+    vouched = v;
+    vouch_known = true;
+    deps.ejector->SetVouched(v);
+    log::Info(kPart, v ? "vouching for cached pages" : "not vouching: edge stops serving hits");
+    std::lock_guard lock(metrics_mu);
+    extra.vouched = v;
+  }
+
+  void SetConnected(bool c) {
+    std::lock_guard lock(metrics_mu);
+    extra.connected = c;
+  }
+
+  void SetError(const std::string& e) {
+    std::lock_guard lock(metrics_mu);
+    extra.last_error = e;
+  }
+
+  void SleepFor(double seconds) {
+    std::unique_lock lock(sleep_mu);
+    sleep_cv.wait_for(lock, std::chrono::duration<double>(seconds),
+                      [this] { return stop.load() || kill.load(); });
+  }
+
+  // ---- setup ----
+
+  Status CheckServer(PGconn* c) {
+    auto wl = pg::Exec(c, "SHOW wal_level");
+    if (!wl.ok()) return wl.status();
+    std::string level = Value(*wl, 0, 0);
+    if (level != "logical")
+      return Status::InvalidArgument(
+          "wal_level is '" + level +
+          "': the invalidator needs wal_level=logical in postgresql.conf "
+          "(and a server restart)");
+    auto role = pg::Exec(c,
+                         "SELECT rolreplication OR rolsuper, current_user, current_database(), "
+                         "(SELECT datcollate FROM pg_database WHERE datname = current_database()) "
+                         "FROM pg_roles WHERE rolname = current_user");
+    if (!role.ok()) return role.status();
+    std::string user = Value(*role, 0, 1);
+    if (Value(*role, 0, 0) != "t")
+      return Status::InvalidArgument("role '" + user +
+                                     "' lacks the REPLICATION attribute needed for logical "
+                                     "replication: ALTER ROLE " +
+                                     QuoteIdent(user) + " REPLICATION (or connect as a superuser)");
+    database = Value(*role, 0, 2);
+    std::string coll = Value(*role, 0, 3);
+    deps_eval_bytewise = coll == "C" || coll == "POSIX" || coll == "C.UTF-8" || coll == "C.utf8";
+    return Status::OK();
+  }
+  bool deps_eval_bytewise = false;
+
+  Status ResolveTables(PGconn* c) {
+    std::vector<std::string> wanted;
+    if (deps.options.tables.empty()) {
+      auto r = pg::Exec(c,
+                        "SELECT schemaname || '.' || tablename FROM pg_tables "
+                        "WHERE schemaname = 'public' ORDER BY 1");
+      if (!r.ok()) return r.status();
+      for (int i = 0; i < PQntuples(r->get()); ++i) {
+        std::string t = PQgetvalue(r->get(), i, 0);
+        if (std::find(deps.exclude_tables.begin(), deps.exclude_tables.end(), t) ==
+            deps.exclude_tables.end())
+          wanted.push_back(t);
+      }
+    } else {
+      for (std::string t : deps.options.tables) {
+        if (t.find('.') == std::string::npos) t = "public." + t;
+        wanted.push_back(t);
+      }
+    }
+    if (wanted.empty())
+      return Status::InvalidArgument(
+          "no tables to monitor: invalidator.tables is empty and schema public has no tables");
+    for (const auto& t : wanted) {
+      auto r = pg::ExecParams(c, "SELECT to_regclass($1) IS NOT NULL", {QuoteTable(t).c_str()});
+      if (!r.ok()) return r.status();
+      if (Value(*r, 0, 0) != "t")
+        return Status::InvalidArgument("monitored table '" + t + "' does not exist");
+    }
+    tables = std::move(wanted);
+    return Status::OK();
+  }
+
+  Status EnsurePublication(PGconn* c) {
+    const std::string& pub = deps.options.publication_name;
+    auto exists =
+        pg::ExecParams(c, "SELECT 1 FROM pg_publication WHERE pubname = $1", {pub.c_str()});
+    if (!exists.ok()) return exists.status();
+    if (PQntuples(exists->get()) == 0) {
+      std::string sql = "CREATE PUBLICATION " + QuoteIdent(pub) + " FOR TABLE ";
+      for (size_t i = 0; i < tables.size(); ++i) sql += (i ? ", " : "") + QuoteTable(tables[i]);
+      auto r = pg::Exec(c, sql);
+      if (!r.ok())
+        return Status::InvalidArgument("cannot create publication " + pub + ": " +
+                                       r.status().message());
+      log::Info(kPart, "created publication",
+                {{"publication", pub}, {"tables", std::to_string(tables.size())}});
+      return Status::OK();
+    }
+    auto have = pg::ExecParams(c,
+                               "SELECT schemaname || '.' || tablename FROM pg_publication_tables "
+                               "WHERE pubname = $1",
+                               {pub.c_str()});
+    if (!have.ok()) return have.status();
+    std::vector<std::string> present;
+    for (int i = 0; i < PQntuples(have->get()); ++i)
+      present.push_back(PQgetvalue(have->get(), i, 0));
+    for (const auto& t : tables) {
+      if (std::find(present.begin(), present.end(), t) != present.end()) continue;
+      auto r = pg::Exec(c, "ALTER PUBLICATION " + QuoteIdent(pub) + " ADD TABLE " + QuoteTable(t));
+      if (!r.ok())
+        return Status::InvalidArgument("cannot add " + t + " to publication " + pub + ": " +
+                                       r.status().message());
+      log::Info(kPart, "added table to publication", {{"publication", pub}, {"table", t}});
+    }
+    return Status::OK();
+  }
+
+  Status EnsureReplicaIdentity(PGconn* c) {
+    if (!deps.options.replica_identity_full) {
+      log::Warn(kPart,
+                "replica_identity_full is off: updates and deletes carry only the key, so every "
+                "instance on a changed table is evaluated with the old row unknown (less precise)");
+      return Status::OK();
+    }
+    bool noted = false;
+    for (const auto& t : tables) {
+      auto r = pg::ExecParams(c, "SELECT relreplident FROM pg_class WHERE oid = to_regclass($1)",
+                              {QuoteTable(t).c_str()});
+      if (!r.ok()) return r.status();
+      if (Value(*r, 0, 0) == "f") continue;
+      auto a = pg::Exec(c, "ALTER TABLE " + QuoteTable(t) + " REPLICA IDENTITY FULL");
+      if (!a.ok())
+        return Status::InvalidArgument("cannot set REPLICA IDENTITY FULL on " + t + ": " +
+                                       a.status().message());
+      if (!noted) {
+        log::Info(kPart,
+                  "set REPLICA IDENTITY FULL on monitored tables: updates and deletes now log the "
+                  "whole old row, which increases WAL volume");
+        noted = true;
+      }
+      log::Info(kPart, "replica identity full", {{"table", t}});
+    }
+    return Status::OK();
+  }
+
+  // Creates the slot when absent or lost. Sets pending_eject_all when it did.
+  Status EnsureSlot(PGconn* c) {
+    const std::string& slot = deps.options.slot_name;
+    auto r =
+        pg::Exec(c,
+                 "SELECT slot_type, coalesce(plugin, ''), coalesce(database::text, ''), "
+                 "coalesce(wal_status, ''), active FROM pg_replication_slots WHERE slot_name = " +
+                     QuoteLiteral(slot));
+    if (!r.ok()) return r.status();
+    bool exists = PQntuples(r->get()) == 1;
+    if (exists) {
+      std::string type = Value(*r, 0, 0), plugin = Value(*r, 0, 1), db = Value(*r, 0, 2);
+      if (type != "logical" || plugin != "pgoutput")
+        return Status::InvalidArgument("replication slot '" + slot + "' exists but is a " + type +
+                                       " slot with plugin '" + plugin +
+                                       "': choose another invalidator.slot_name");
+      if (db != database)
+        return Status::InvalidArgument("replication slot '" + slot + "' belongs to database '" +
+                                       db + "', not '" + database + "'");
+      bool lost = Value(*r, 0, 3) == "lost";
+      if (lost || force_recreate) {
+        if (Value(*r, 0, 4) == "t")
+          return Status::Unavailable("replication slot '" + slot +
+                                     "' is unusable but still active");
+        log::Warn(kPart, "replication slot unusable, recreating it",
+                  {{"slot", slot}, {"wal_status", Value(*r, 0, 3)}});
+        auto d = pg::Exec(c, "SELECT pg_drop_replication_slot(" + QuoteLiteral(slot) + ")");
+        if (!d.ok()) return d.status();
+        exists = false;
+      }
+    }
+    force_recreate = false;
+    if (!exists) {
+      auto cr = pg::Exec(
+          c, "SELECT pg_create_logical_replication_slot(" + QuoteLiteral(slot) + ", 'pgoutput')");
+      if (!cr.ok())
+        return Status::InvalidArgument("cannot create replication slot '" + slot +
+                                       "': " + cr.status().message());
+      log::Info(kPart, "created replication slot; every cached page will be ejected",
+                {{"slot", slot}});
+      pending_eject_all = true;
+      std::lock_guard lock(metrics_mu);
+      ++extra.slot_recreated;
+    } else if (first_connect && processor && processor->ConfirmableLsn() == 0) {
+      // The slot has a position but the map does not: the map was lost or is new.
+      pending_eject_all = true;
+    }
+    return Status::OK();
+  }
+
+  Status Setup() {
+    auto c = pg::Connect(deps.conninfo);
+    if (!c.ok()) return c.status();
+    if (Status s = CheckServer(c->get()); !s.ok()) return s;
+    if (Status s = ResolveTables(c->get()); !s.ok()) return s;
+    if (Status s = EnsurePublication(c->get()); !s.ok()) return s;
+    if (Status s = EnsureReplicaIdentity(c->get()); !s.ok()) return s;
+    ProcessorOptions po;
+    po.poll_joins = deps.options.join_mode == "poll";
+    po.eval.text_order_bytewise = deps_eval_bytewise;
+    if (po.poll_joins) poller = std::make_unique<PgJoinPoller>(deps.conninfo);
+    processor = std::make_unique<ChangeProcessor>(deps.source, deps.ejector, poller.get(), po);
+    if (Status s = EnsureSlot(c->get()); !s.ok()) return s;
+    // The replication connection itself must be allowed (pg_hba, privilege).
+    auto rc = ConnectReplication(deps.conninfo);
+    if (!rc.ok() && rc.status().IsInvalidArgument()) return rc.status();
+    return Status::OK();
+  }
+
+  // ---- stream ----
+
+  bool SendStatus(bool reply_requested) {
+    if (!repl) return false;
+    Lsn flush = processor->ConfirmableLsn();
+    if (flush < last_sent_flush) flush = last_sent_flush;  // never move backwards
+    Lsn write = std::max(server_wal_end, flush);
+    std::string msg = EncodeStandbyStatus(write, flush, flush, UnixMicrosToPgTime(NowUnixMicros()),
+                                          reply_requested);
+    if (PQputCopyData(repl.get(), msg.data(), static_cast<int>(msg.size())) != 1 ||
+        PQflush(repl.get()) != 0) {
+      log::Warn(kPart, "sending standby status failed",
+                {{"error", Trimmed(PQerrorMessage(repl.get()))}});
+      return false;
+    }
+    last_sent_flush = flush;
+    last_status = Clock::now();
+    std::lock_guard lock(metrics_mu);
+    extra.confirmed_lsn = flush;
+    return true;
+  }
+
+  Status Connect() {
+    auto rc = ConnectReplication(deps.conninfo);
+    if (!rc.ok()) return rc.status();
+    repl = std::move(rc).value();
+    auto id = pg::Exec(repl.get(), "IDENTIFY_SYSTEM");
+    if (!id.ok()) return id.status();
+    auto xlogpos = ParseLsn(Value(*id, 0, 2));
+    if (!xlogpos.ok()) return xlogpos.status();
+    catch_up_target = *xlogpos;
+    if (Status s = EnsureSlot(repl.get()); !s.ok()) return s;
+    first_connect = false;
+    if (processor->ConfirmableLsn() > *xlogpos) {
+      log::Warn(
+          kPart, "stored position is ahead of the server's WAL (restored or different server)",
+          {{"applied", FormatLsn(processor->ConfirmableLsn())}, {"server", FormatLsn(*xlogpos)}});
+      processor->ResetPosition(0);
+      pending_eject_all = true;
+    }
+    if (pending_eject_all) {
+      if (Status s = processor->EjectEverything("replication slot created or position lost");
+          !s.ok())
+        return s;
+      pending_eject_all = false;
+    }
+    Lsn start = processor->ConfirmableLsn();
+    std::string cmd = "START_REPLICATION SLOT " + QuoteIdent(deps.options.slot_name) + " LOGICAL " +
+                      FormatLsn(start) + " (proto_version '1', publication_names " +
+                      QuoteLiteral(QuoteIdent(deps.options.publication_name)) + ")";
+    pg::ResultPtr r(PQexec(repl.get(), cmd.c_str()));
+    if (PQresultStatus(r.get()) != PGRES_COPY_BOTH) {
+      std::string state = pg::SqlState(r.get());
+      std::string msg = Trimmed(PQresultErrorMessage(r.get()));
+      if (state == "55000" || msg.find("can no longer get changes") != std::string::npos ||
+          msg.find("invalidated") != std::string::npos) {
+        force_recreate = true;  // next round drops and recreates it, and ejects everything
+        return Status::Unavailable("replication slot unusable: " + msg);
+      }
+      return Status::Unavailable("START_REPLICATION failed: [" + state + "] " + msg);
+    }
+    processor->ResetStream();
+    last_sent_flush = std::max(last_sent_flush, start);
+    caught_up = false;
+    server_wal_end = 0;
+    last_server_msg = Clock::now();
+    SetConnected(true);
+    log::Info(kPart, "streaming",
+              {{"slot", deps.options.slot_name},
+               {"from", FormatLsn(start)},
+               {"catch_up_to", FormatLsn(catch_up_target)}});
+    SendStatus(true);  // the server answers with a keepalive: learn its position now
+    return Status::OK();
+  }
+
+  void Disconnect(const std::string& why) {
+    if (repl) log::Warn(kPart, "replication stream closed", {{"reason", why}});
+    SetError(why);
+    repl.reset();
+    SetConnected(false);
+    SetVouched(false);
+  }
+
+  void UpdateLag() {
+    double lag = 0;
+    if (lag_commit_unix_us > 0) lag = (NowUnixMicros() - lag_commit_unix_us) / 1e6;
+    if (lag < 0) lag = 0;
+    Lsn applied = processor->ConfirmableLsn();
+    {
+      std::lock_guard lock(metrics_mu);
+      extra.lag_seconds = lag;
+      extra.lag_bytes = server_wal_end > applied ? server_wal_end - applied : 0;
+    }
+    double since_server = std::chrono::duration<double>(Clock::now() - last_server_msg).count();
+    bool fresh = repl && caught_up && lag <= deps.options.max_staleness_seconds &&
+                 since_server <= std::max(deps.options.max_staleness_seconds, 2 * StatusInterval());
+    SetVouched(fresh);
+  }
+
+  void RefreshStats() {
+    auto now = Clock::now();
+    if (now - last_stats < std::chrono::seconds(1)) return;
+    last_stats = now;
+    InvalidatorMetrics pm = processor->Metrics();
+    double dt = std::chrono::duration<double>(now - stats_time).count();
+    double rate = dt > 0 ? (pm.changes - stats_changes) / dt : 0;
+    stats_changes = pm.changes;
+    stats_time = now;
+    uint64_t retained = 0;
+    bool have_retained = false;
+    if (!stats_conn || PQstatus(stats_conn.get()) != CONNECTION_OK) {
+      auto c = pg::Connect(deps.conninfo);
+      if (c.ok()) stats_conn = std::move(c).value();
+    }
+    if (stats_conn) {
+      auto r = pg::Exec(stats_conn.get(),
+                        "SELECT coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint "
+                        "FROM pg_replication_slots WHERE slot_name = " +
+                            QuoteLiteral(deps.options.slot_name));
+      if (r.ok() && PQntuples(r->get()) == 1) {
+        retained = std::strtoull(PQgetvalue(r->get(), 0, 0), nullptr, 10);
+        have_retained = true;
+      } else if (!r.ok()) {
+        stats_conn.reset();
+      }
+    }
+    std::lock_guard lock(metrics_mu);
+    extra.changes_per_second = rate;
+    if (have_retained) extra.slot_retained_wal_bytes = retained;
+  }
+
+  // Returns false when the stream must be reconnected.
+  bool Handle(std::string_view bytes) {
+    last_server_msg = Clock::now();
+    CopyMessage cm;
+    if (Status s = DecodeCopyData(bytes, &cm); !s.ok()) {
+      Disconnect(s.ToString());
+      return false;
+    }
+    if (cm.kind == CopyMessage::Kind::kKeepalive) {
+      server_wal_end = std::max(server_wal_end, cm.keepalive.wal_end);
+      if (!processor->in_transaction()) processor->OnWalEnd(cm.keepalive.wal_end);
+      if (cm.keepalive.reply_requested && !SendStatus(false)) {
+        Disconnect("cannot answer keepalive");
+        return false;
+      }
+      return true;
+    }
+    server_wal_end = std::max(server_wal_end, cm.xlog.wal_end);
+    PgOutputMessage m;
+    if (Status s = DecodePgOutput(cm.xlog.payload, &m); !s.ok()) {
+      Disconnect(s.ToString());
+      return false;
+    }
+    if (auto* b = std::get_if<BeginMessage>(&m)) {
+      if (lag_commit_unix_us == 0) lag_commit_unix_us = PgTimeToUnixMicros(b->commit_time);
+    }
+    Status s = processor->Process(m);
+    if (kill) return false;
+    if (!s.ok()) {
+      Disconnect("transaction not applied, will be replayed: " + s.ToString());
+      return false;
+    }
+    if (auto* c = std::get_if<CommitMessage>(&m)) {
+      lag_commit_unix_us = PgTimeToUnixMicros(c->commit_time);
+      if (c->end_lsn >= catch_up_target) caught_up = true;
+      if (!SendStatus(false)) {
+        Disconnect("cannot send standby status");
+        return false;
+      }
+      UpdateLag();
+    }
+    return true;
+  }
+
+  void Stream() {
+    const double interval = StatusInterval();
+    auto last_ping = Clock::now();
+    while (!stop && !kill) {
+      char* buf = nullptr;
+      int n = PQgetCopyData(repl.get(), &buf, /*async=*/1);
+      if (n > 0) {
+        bool ok = Handle(std::string_view(buf, static_cast<size_t>(n)));
+        PQfreemem(buf);
+        if (!ok) return;
+        continue;
+      }
+      if (n == -1 || n == -2) {
+        std::string why = Trimmed(PQerrorMessage(repl.get()));
+        if (n == -1) {
+          pg::ResultPtr r(PQgetResult(repl.get()));
+          if (r) why = Trimmed(PQresultErrorMessage(r.get()));
+        }
+        Disconnect("stream ended: " +
+                   (why.empty() ? std::string("server closed the stream") : why));
+        return;
+      }
+      // Everything received is processed.
+      if (!processor->in_transaction()) {
+        lag_commit_unix_us = 0;
+        if (!caught_up && server_wal_end >= catch_up_target) caught_up = true;
+      }
+      auto now = Clock::now();
+      double since_status = std::chrono::duration<double>(now - last_status).count();
+      double since_ping = std::chrono::duration<double>(now - last_ping).count();
+      if (since_status >= interval || (!caught_up && since_ping >= 0.1)) {
+        last_ping = now;
+        if (!SendStatus(true)) {
+          Disconnect("cannot send standby status");
+          return;
+        }
+      }
+      double silent = std::chrono::duration<double>(now - last_server_msg).count();
+      if (silent > 3 * interval + 5) {
+        Disconnect("no message from the server for " + std::to_string(int(silent)) + " s");
+        return;
+      }
+      UpdateLag();
+      RefreshStats();
+      pollfd pfd{PQsocket(repl.get()), POLLIN, 0};
+      ::poll(&pfd, 1, 50);
+      if (PQconsumeInput(repl.get()) == 0) {
+        Disconnect("connection lost: " + Trimmed(PQerrorMessage(repl.get())));
+        return;
+      }
+    }
+  }
+
+  void Run() {
+    double backoff = 0.1;
+    while (!stop && !kill) {
+      if (!repl) {
+        Status s = Connect();
+        if (!s.ok()) {
+          Disconnect(s.ToString());
+          log::Warn(kPart, "cannot stream, retrying",
+                    {{"error", s.ToString()}, {"in_s", std::to_string(backoff)}});
+          {
+            std::lock_guard lock(metrics_mu);
+            ++extra.reconnects;
+          }
+          SleepFor(backoff);
+          backoff = std::min(backoff * 2, 5.0);
+          continue;
+        }
+        backoff = 0.1;
+      }
+      Stream();
+      if (!repl && !stop && !kill) {
+        std::lock_guard lock(metrics_mu);
+        ++extra.reconnects;
+      }
+    }
+    if (repl && stop && !kill) {
+      SendStatus(false);
+      PQputCopyEnd(repl.get(), nullptr);
+      PQflush(repl.get());
+    }
+    repl.reset();
+    SetConnected(false);
+  }
+};
+
+Invalidator::Invalidator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Invalidator::~Invalidator() { Stop(); }
+
+Result<std::unique_ptr<Invalidator>> Invalidator::Start(InvalidatorDeps deps) {
+  if (!deps.source || !deps.ejector)
+    return Status::InvalidArgument("Invalidator::Start needs a dependency source and an ejector");
+  if (deps.options.join_mode != "poll" && deps.options.join_mode != "conservative")
+    return Status::InvalidArgument("invalidator.join_mode must be poll or conservative");
+  auto impl = std::make_unique<Impl>();
+  impl->deps = std::move(deps);
+  impl->SetVouched(false);  // fail closed until caught up
+  if (Status s = impl->Setup(); !s.ok()) return s;
+  Impl* raw = impl.get();
+  raw->thread = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<Invalidator>(new Invalidator(std::move(impl)));
+}
+
+void Invalidator::Stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->stop = true;
+  impl_->sleep_cv.notify_all();
+  impl_->thread.join();
+  impl_->SetVouched(false);
+}
+
+void Invalidator::Kill() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->kill = true;
+  impl_->sleep_cv.notify_all();
+  impl_->thread.join();
+}
+
+InvalidatorMetrics Invalidator::GetMetrics() const {
+  InvalidatorMetrics m = impl_->processor->Metrics();
+  std::lock_guard lock(impl_->metrics_mu);
+  const InvalidatorMetrics& e = impl_->extra;
+  m.connected = e.connected;
+  m.vouched = e.vouched;
+  m.lag_seconds = e.lag_seconds;
+  m.lag_bytes = e.lag_bytes;
+  m.slot_retained_wal_bytes = e.slot_retained_wal_bytes;
+  m.changes_per_second = e.changes_per_second;
+  m.confirmed_lsn = e.confirmed_lsn;
+  m.reconnects = e.reconnects;
+  m.slot_recreated = e.slot_recreated;
+  m.last_error = e.last_error;
+  return m;
+}
+
+bool Invalidator::stop_requested() const { return impl_->stop || impl_->kill; }
+
+const std::vector<std::string>& Invalidator::monitored_tables() const { return impl_->tables; }
+
+}  // namespace cacheportal::invalidator
