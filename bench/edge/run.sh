@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Edge cache benchmark: hit throughput and p99 of the CachePortal edge side by
+# side with nginx proxy_cache and Varnish, all three fronting the SAME origin
+# (an nginx serving static 4 KiB and 32 KiB pages), then memory per cached
+# 4 KiB page. One run prints everything, including the ratios.
+#
+#   bench/edge/run.sh                 # builds the Release edge, runs, prints
+#   DURATION=30s CONNS=128 bench/edge/run.sh
+#   SKIP_BUILD=1 bench/edge/run.sh    # reuse the existing Release build
+#   MEM_PAGES=100000 (default)        # pages filled for the memory measurement
+#
+# Each server gets 2 workers (edge --threads 2, nginx worker_processes 2,
+# Varnish's default 2 thread pools); wrk runs on the same 2-core machine, so
+# absolute numbers are modest, but the comparison is like for like.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-$ROOT/build-edge-release}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+WRK_THREADS=${WRK_THREADS:-2}
+MEM_PAGES=${MEM_PAGES:-100000}
+ORIGIN_PORT=${ORIGIN_PORT:-18180}
+EDGE_PORT=${EDGE_PORT:-18181}
+EDGE_ADMIN_PORT=${EDGE_ADMIN_PORT:-18191}
+NGINX_PORT=${NGINX_PORT:-18182}
+VARNISH_PORT=${VARNISH_PORT:-18183}
+NGINX=${NGINX:-/usr/sbin/nginx}
+VARNISHD=${VARNISHD:-/usr/sbin/varnishd}
+
+for tool in "$NGINX" "$VARNISHD" wrk curl; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d /tmp/cp-bench-edge.XXXXXX)
+chmod 755 "$TMP"  # nginx workers run unprivileged and must read the pages
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$TMP/origin.pid" ] && kill "$(cat "$TMP/origin.pid")" 2>/dev/null || true
+  [ -f "$TMP/proxy.pid" ] && kill "$(cat "$TMP/proxy.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+  echo "== building the Release edge in $BUILD"
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCP_TEST_PG_PORT=55522 >/dev/null
+  cmake --build "$BUILD" --target cacheportal-edge -j2 >/dev/null
+fi
+EDGE_BIN=$BUILD/edgecache/cacheportal-edge
+[ -x "$EDGE_BIN" ] || { echo "no edge binary at $EDGE_BIN" >&2; exit 1; }
+
+# ---- the origin: static pages --------------------------------------------
+mkdir -p "$TMP/www" "$TMP/logs" "$TMP/ngx-cache" "$TMP/varnish"
+head -c 4096 /dev/urandom | base64 -w 0 | head -c 4096 > "$TMP/www/4k.html"
+head -c 32768 /dev/urandom | base64 -w 0 | head -c 32768 > "$TMP/www/32k.html"
+
+cat > "$TMP/origin.conf" <<EOF
+worker_processes 1;
+pid $TMP/origin.pid;
+error_log $TMP/logs/origin.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/html;
+  client_body_temp_path $TMP/logs/origin-body;
+  proxy_temp_path $TMP/logs/origin-proxy;
+  fastcgi_temp_path $TMP/logs/origin-fcgi;
+  uwsgi_temp_path $TMP/logs/origin-uwsgi;
+  scgi_temp_path $TMP/logs/origin-scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$ORIGIN_PORT;
+    root $TMP/www;
+    # /p/N: distinct URLs with a 4 KiB body, for the memory measurement.
+    location /p/ { try_files /4k.html =404; }
+  }
+}
+EOF
+
+# ---- nginx proxy_cache -----------------------------------------------------
+cat > "$TMP/proxy.conf" <<EOF
+worker_processes 2;
+pid $TMP/proxy.pid;
+error_log $TMP/logs/proxy.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/logs/proxy-body;
+  proxy_temp_path $TMP/logs/proxy-proxy;
+  fastcgi_temp_path $TMP/logs/proxy-fcgi;
+  uwsgi_temp_path $TMP/logs/proxy-uwsgi;
+  scgi_temp_path $TMP/logs/proxy-scgi;
+  keepalive_requests 1000000;
+  proxy_cache_path $TMP/ngx-cache levels=1:2 keys_zone=edge:64m max_size=2g inactive=1h;
+  upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache edge;
+      proxy_cache_valid 200 1h;
+      add_header X-Cache \$upstream_cache_status;
+    }
+  }
+}
+EOF
+
+# ---- the edge ----------------------------------------------------------------
+cat > "$TMP/rules.yaml" <<EOF
+version: 1
+defaults:
+  ttl: 3600
+rules:
+  - name: everything
+    match: {methods: [GET, HEAD], path: "/**"}
+    action: cache
+EOF
+cat > "$TMP/edge.yaml" <<EOF
+common:
+  log_level: warn
+edge:
+  admin_token: bench
+  threads: 2
+  memory_budget_bytes: 4000000000
+EOF
+
+"$NGINX" -c "$TMP/origin.conf" -p "$TMP"
+"$NGINX" -c "$TMP/proxy.conf" -p "$TMP"
+"$VARNISHD" -F -j none -n "$TMP/varnish" -a "127.0.0.1:$VARNISH_PORT" -b "127.0.0.1:$ORIGIN_PORT" \
+  -s malloc,2g -p default_ttl=3600 >"$TMP/logs/varnish.out" 2>&1 &
+PIDS+=($!)
+"$EDGE_BIN" --config "$TMP/edge.yaml" --rules "$TMP/rules.yaml" --ttl-only \
+  --listen "127.0.0.1:$EDGE_PORT" --admin "127.0.0.1:$EDGE_ADMIN_PORT" \
+  --origin "127.0.0.1:$ORIGIN_PORT" >"$TMP/logs/edge.out" 2>&1 &
+EDGE_PID=$!
+PIDS+=($EDGE_PID)
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$1/4k.html" && return 0
+    sleep 0.1
+  done
+  echo "server on port $1 did not come up" >&2
+  cat "$TMP"/logs/*.out "$TMP"/logs/*.err 2>/dev/null >&2 || true
+  exit 1
+}
+for p in $ORIGIN_PORT $NGINX_PORT $VARNISH_PORT $EDGE_PORT; do wait_port "$p"; done
+
+# ---- warm and check that the second request is a hit -----------------------
+hit_header() {  # port page -> the header that says "hit" on that server
+  curl -s -o /dev/null -D - "http://127.0.0.1:$1/$2" | tr -d '\r' |
+    grep -iE '^(x-cache|age):' | tr '\n' ' '
+}
+for page in 4k.html 32k.html; do
+  for p in $EDGE_PORT $NGINX_PORT $VARNISH_PORT; do
+    curl -s -o /dev/null "http://127.0.0.1:$p/$page"
+    curl -s -o /dev/null "http://127.0.0.1:$p/$page"
+  done
+  echo "warm $page: edge[$(hit_header $EDGE_PORT $page)] nginx[$(hit_header $NGINX_PORT $page)]" \
+       "varnish[$(hit_header $VARNISH_PORT $page)]"
+done
+
+for page in 4k.html 32k.html; do
+  for p in $EDGE_PORT $NGINX_PORT $VARNISH_PORT; do
+    code=$(curl -s -o "$TMP/check" -w '%{http_code}' "http://127.0.0.1:$p/$page")
+    cmp -s "$TMP/check" "$TMP/www/$page" || { echo "port $p: $page differs from the origin's (HTTP $code)" >&2; exit 1; }
+  done
+done
+
+# ---- wrk --------------------------------------------------------------------
+to_ms() {  # "1.23ms" | "870.00us" | "1.02s" -> milliseconds
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+    if (u == "us") n = n / 1000; else if (u == "s") n = n * 1000; else if (u == "m") n = n * 60000;
+    printf "%.3f", n }'
+}
+declare -A RPS P99
+run_wrk() {  # name port page
+  local out
+  out=$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/$3")
+  RPS[$1/$3]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  P99[$1/$3]=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+  local errs
+  errs=$(echo "$out" | grep -E 'Non-2xx|Socket errors' || true)
+  printf "%-8s %-9s %12s req/s   p99 %8s ms %s\n" "$1" "$3" "${RPS[$1/$3]}" "${P99[$1/$3]}" "$errs"
+}
+echo
+echo "== wrk -t$WRK_THREADS -c$CONNS -d$DURATION --latency (all hits)"
+for page in 4k.html 32k.html; do
+  run_wrk edge $EDGE_PORT $page
+  run_wrk nginx $NGINX_PORT $page
+  run_wrk varnish $VARNISH_PORT $page
+done
+
+echo
+echo "== ratios (edge / other, req/s; target >= 1.00) and edge p99 (target <= 2 ms)"
+for page in 4k.html 32k.html; do
+  awk -v e="${RPS[edge/$page]}" -v n="${RPS[nginx/$page]}" -v v="${RPS[varnish/$page]}" \
+      -v p="${P99[edge/$page]}" -v page="$page" \
+      'BEGIN { printf "%-9s edge/nginx %.2f   edge/varnish %.2f   edge p99 %.3f ms\n", page, e/n, e/v, p }'
+done
+
+# ---- memory per cached 4 KiB page ------------------------------------------
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$EDGE_PID/status"; }
+stat_field() {
+  curl -s -H "Authorization: Bearer bench" "http://127.0.0.1:$EDGE_ADMIN_PORT/stats" |
+    sed -E "s/.*\"$1\":([0-9]+).*/\1/"
+}
+echo
+echo "== memory: $MEM_PAGES distinct 4 KiB pages into the edge"
+before_rss=$(rss_kb)
+before_objects=$(stat_field stored_objects)
+curl -s -o /dev/null "http://127.0.0.1:$EDGE_PORT/p/[1-$MEM_PAGES]"
+after_rss=$(rss_kb)
+after_objects=$(stat_field stored_objects)
+stored_bytes=$(stat_field stored_bytes)
+awk -v b="$before_rss" -v a="$after_rss" -v o1="$before_objects" -v o2="$after_objects" \
+    -v sb="$stored_bytes" 'BEGIN {
+  n = o2 - o1;
+  printf "objects stored: %d   RSS delta: %.1f MiB   per page: %.0f bytes (%.2f KiB; target <= 5 KiB)\n",
+         n, (a - b) / 1024, (a - b) * 1024 / n, (a - b) / n;
+  printf "budget charge per object (store accounting): %.0f bytes\n", sb / o2 }'
