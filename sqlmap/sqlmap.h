@@ -3,11 +3,15 @@
 //
 // Shape follows RocksDB: SqlMap::Open(options, &map) returns Status; NotFound
 // is a normal outcome. Layout (column families): pages (key → instances,
-// children, url, stored_at), instances (id → template fingerprint + values +
-// keys), templates (fingerprint → serialized template), eq_index
-// ((table, column, value) → instance ids, for = and IN predicates),
-// unindexed (table → instance ids with no indexable predicate), parents
-// (fragment key → page keys), meta (applied replication LSN).
+// children, url, stored_at), instances (id → template shape id + values; the
+// instance → keys direction is rebuilt from `pages` at Open, so a shared
+// instance is not rewritten on every page), templates (shape id → serialized
+// template), eq_index ((table, column, value, id) → "", for = and IN
+// predicates), unindexed ((table, id) → "", instances with no indexable
+// predicate), parents ((fragment key, page key) → ""), meta (applied
+// replication LSN). Every record is written and removed with its owner in
+// one WriteBatch; instances and templates are reference-counted by the pages
+// and instances that use them.
 //
 // Thread-safety: all methods are safe to call concurrently. Lookups take a
 // shared lock on in-memory structures and never touch disk; writes are
@@ -15,7 +19,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,9 +35,38 @@ namespace cacheportal::sqlmap {
 using InstanceId = uint64_t;  // stable hash of (fingerprint, values)
 
 struct MapOptions {
-  std::string path;         // RocksDB directory (created when absent)
-  bool sync_writes = false; // fsync each batch
+  std::string path;          // RocksDB directory (created when absent)
+  bool sync_writes = false;  // fsync each batch
   bool create_if_missing = true;
+};
+
+// The form values take in the (table, column, value) index. Both sides meet
+// here: the instance's literal or $n value when it is indexed, and the
+// changed row's column value (pgoutput text) when it is looked up. Many-to-one
+// merges only add candidates (a column has one type, so e.g. merging "1" with
+// "t" costs nothing), never lose one. Applied in order:
+//   * surrounding spaces trimmed (char(n) padding; int input trims too);
+//   * integers: '+' and leading zeros dropped, -0 → 0 ("007" → "7");
+//   * decimals: leading zeros and trailing fractional zeros dropped
+//     ("10.50" → "10.5", "5.0" → "5", ".5" → "0.5");
+//   * booleans: true/yes/on/t/y/1 → "t", false/no/off/f/n/0 → "f";
+//   * UUIDs: braces and hyphens dropped;
+//   * everything else lowercased (uuid/hex/bool case, citext).
+// Not indexable (nullopt): values whose text form depends on the column type
+// in ways we cannot normalise without it — anything with ':' (times,
+// timestamps), dates (d-d-d, d/d/d), exponents (1e5), '$' (money), a leading
+// '\' (bytea) or '{' (arrays), the special date words (today, now, epoch,
+// infinity...), and values over 1 KiB. An instance whose value is not
+// indexable goes to unindexed(table); a row value that is not indexable makes
+// CandidatesByValue return every instance indexed on (table, column).
+std::optional<std::string> CanonicalIndexValue(std::string_view value);
+
+struct PageInfo {
+  std::string key;
+  std::string url;
+  int64_t stored_at_ms = 0;  // Unix epoch milliseconds
+  std::vector<uint64_t> instances;
+  std::vector<std::string> children;
 };
 
 struct MapStats {
@@ -59,6 +94,8 @@ class SqlMap {
 
   // --- invalidator lookups (in memory) ---
   // Instances with an indexable predicate `column = value` (or IN) on `table`.
+  // `value` is the row's text (canonicalised here, see CanonicalIndexValue);
+  // when it is not indexable, every instance indexed on (table, column).
   virtual void CandidatesByValue(std::string_view table, std::string_view column,
                                  std::string_view value, std::vector<InstanceId>* out) const = 0;
   // Instances reading `table` with no indexable predicate on it (incl. coarse ones).
@@ -72,6 +109,12 @@ class SqlMap {
   virtual void ParentsOf(std::string_view key, std::vector<std::string>* out) const = 0;
   // Tables read by any registered instance.
   virtual std::vector<std::string> TablesRead() const = 0;
+  // Columns of `table` that some instance is indexed on: the invalidator
+  // looks up a changed row's (old and new) value of each.
+  virtual void IndexedColumns(std::string_view table, std::vector<std::string>* out) const = 0;
+  // Every registered page (coverage reports). Holds the shared lock while
+  // calling `f`: do not call back into the map from it.
+  virtual void ForEachPage(const std::function<void(const PageInfo&)>& f) const = 0;
 
   // --- replication position (stored with the map so they survive together) ---
   virtual Status SetAppliedLsn(uint64_t lsn) = 0;
