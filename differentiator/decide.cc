@@ -193,7 +193,15 @@ void RuleSetImpl::DecideInto(const RequestView& req, int64_t now_unix, Decision*
   }
   const StripSpec& strip = rule ? rule->strip : default_strip_;
   if (raw_path.find(';') != std::string_view::npos) {
-    CanonicalisePath(raw_path, PathParamStrip{false, &strip.path_params}, &path);
+    // Kept parameters are canonicalised only now, so this pass can still
+    // find a malformed escape the matching pass skipped.
+    if (const char* why =
+            CanonicalisePath(raw_path, PathParamStrip{false, &strip.path_params}, &path)) {
+      d->reason = why;
+      d->rule = rule ? rule->name : std::string();
+      d->origin_target = std::string(target);
+      return;
+    }
   }
 
   d->origin_target.reserve(path.size() + raw_query.size() + 1);

@@ -372,3 +372,43 @@ TEST_F(DecideTest, VerdictNames) {
 
 }  // namespace
 }  // namespace cacheportal::differentiator
+
+namespace cacheportal::differentiator {
+namespace {
+
+// Property: for any target, Decide() does not crash, a cacheable decision's
+// origin_target is canonical (deciding on it again gives the same key and
+// the same origin_target), and the key path is the origin_target's path.
+TEST_F(DecideTest, OriginTargetIsCanonicalForRandomTargets) {
+  const char* pieces[] = {
+      "/", "//", "product", "frag",       "items",    "list",          "%2e",  "%2E%2e",
+      ".", "..", "%41",     "%2f",        "%zz",      ";jsessionid=1", ";v=2", "?",
+      "&", "=",  "a",       "utm_source", "product=", "%20",           "+",    "\xc3\xa9",
+      "*", "#",  "order",   "special",    "cart",     "mylist",        ";",    "%3B"};
+  uint64_t seed = 0x9e3779b97f4a7c15ull;
+  auto next = [&seed]() {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  int cached = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string target = "/";
+    int n = 1 + static_cast<int>(next() % 8);
+    for (int j = 0; j < n; ++j) target += pieces[next() % std::size(pieces)];
+    const char* method = (next() % 4 == 0) ? "HEAD" : "GET";
+    Decision d = DecideFor(method, target, {{"Cookie", "lang=en"}});
+    if (d.verdict != Verdict::kCache) continue;
+    ++cached;
+    ASSERT_EQ(d.origin_target.substr(0, d.key.path.size()), d.key.path) << target;
+    Decision again = DecideFor(method, d.origin_target, {{"Cookie", "lang=en"}});
+    ASSERT_EQ(again.verdict, Verdict::kCache) << target << " -> " << d.origin_target;
+    ASSERT_EQ(again.key.ToString(), d.key.ToString()) << target << " -> " << d.origin_target;
+    ASSERT_EQ(again.origin_target, d.origin_target) << target;
+  }
+  EXPECT_GT(cached, 100) << "the generator should reach cache rules";
+}
+
+}  // namespace
+}  // namespace cacheportal::differentiator
