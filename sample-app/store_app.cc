@@ -624,9 +624,9 @@ class Request {
     }
     auto body = RenderFrag(*ref);
     if (!body.ok()) return body.status();
-    HttpResponse r = HtmlResponse(200, std::move(body).value());
-    if (ref->kind == FragKind::kMylist) r.Set("Cache-Control", "private");
-    return r;
+    // No Cache-Control even on /frag/mylist: the paper caches the personalised
+    // fragment per user at the edge, keyed by the signed session (rules decide).
+    return HtmlResponse(200, std::move(body).value());
   }
 
   // ---- pages -------------------------------------------------------------

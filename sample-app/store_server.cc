@@ -52,6 +52,31 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(body_limit_);
     parser_->header_limit(kHeaderLimit);
     stream_.expires_after(idle_);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  // Headers are in: a client waiting for `100 Continue` gets it (unless the
+  // declared body is already too large), then the body is read.
+  void OnHeader(beast::error_code ec, std::size_t) {
+    if (ec) return OnRead(ec, 0);
+    const auto& h = parser_->get();
+    auto expect = h[http::field::expect];
+    bool wants_continue = beast::iequals(expect, "100-continue") && h.version() >= 11;
+    auto length = parser_->content_length();
+    if (length && *length > body_limit_) return Refuse(413);
+    if (!wants_continue || parser_->is_done()) return ReadBody();
+    auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+    stream_.expires_after(idle_);
+    http::async_write(stream_, *cont,
+                      [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
+                        if (ec) return self->Fail(ec, "write");
+                        self->ReadBody();
+                      });
+  }
+
+  void ReadBody() {
+    stream_.expires_after(idle_);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }

@@ -244,6 +244,64 @@ TEST_F(StorePages, DatabaseDownGives503AndServerKeepsServing) {
   EXPECT_EQ(Get(port(), "/nothing").status, 404);
 }
 
+// A raw connection for exchanges the one-shot client cannot script.
+class RawConnection {
+ public:
+  explicit RawConnection(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawConnection() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  bool Send(const std::string& data) {
+    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
+  }
+  // Reads until `until` has been seen (or EOF / the receive timeout).
+  std::string ReadUntil(const std::string& until) {
+    char buf[8192];
+    while (received_.find(until) == std::string::npos) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      received_.append(buf, static_cast<size_t>(n));
+    }
+    return received_;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  std::string received_;
+};
+
+TEST_F(StorePages, ExpectContinueIsAnsweredBeforeTheBody) {
+  RawConnection c(port());
+  ASSERT_TRUE(c.connected());
+  std::string body = "q=koi";
+  ASSERT_TRUE(
+      c.Send("POST /search HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: "
+             "application/x-www-form-urlencoded\r\nExpect: 100-continue\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n"));
+  std::string got = c.ReadUntil("\r\n\r\n");
+  ASSERT_EQ(got.rfind("HTTP/1.1 100 Continue\r\n", 0), 0u) << got;
+  ASSERT_TRUE(c.Send(body));
+  got = c.ReadUntil("</html>");
+  EXPECT_NE(got.find("HTTP/1.1 200 OK"), std::string::npos) << got;
+  EXPECT_NE(got.find("Koi"), std::string::npos);
+
+  // A declared body above the limit is refused without waiting for it.
+  RawConnection big(port());
+  ASSERT_TRUE(
+      big.Send("POST /search HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+               std::to_string(kTestBodyLimit + 1) + "\r\n\r\n"));
+  EXPECT_EQ(big.ReadUntil("\r\n\r\n").rfind("HTTP/1.1 413 ", 0), 0u);
+}
+
 TEST_F(StorePages, KeepAliveServesSeveralRequestsOnOneConnection) {
   // Pipelined requests on one connection come back in order.
   std::string two =
