@@ -245,6 +245,21 @@ TEST(RulesLoader, AcceptsAMinimalFileAndCountsRules) {
   EXPECT_EQ(d.origin_target, "/");
 }
 
+TEST(RulesLoader, MaxBodyBytesIsTheLargestOfRulesThatReadBodies) {
+  auto r = RuleSet::LoadText(
+      "version: 1\n"
+      "defaults: {max_body_bytes: 1000}\n"
+      "rules:\n"
+      "  - {name: a, match: {methods: [POST], path: /a}, action: cache, key: {body: [q]}}\n"
+      "  - {name: b, match: {methods: [POST], path: /b}, action: cache, key: {body: [q]},\n"
+      "     max_body_bytes: 5000}\n"
+      "  - {name: c, match: {methods: [POST], path: /c}, action: pass}\n",
+      "t.yaml", "s");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r.value()->MaxBodyBytes(), 5000u);
+  EXPECT_EQ(r.value()->RuleCount(), 3u);
+}
+
 TEST(RulesLoader, MissingFileIsAnError) {
   auto r = RuleSet::LoadFile("/nonexistent/rules.yaml", "s");
   ASSERT_FALSE(r.ok());
