@@ -58,6 +58,28 @@ TEST(RulesCommand, MissingFileIsAConfigError) {
   EXPECT_NE(::testing::internal::GetCapturedStderr().find("cannot open"), std::string::npos);
 }
 
+TEST(RulesCommand, ExplainPrintsTheDecision) {
+  std::string file = std::string(testing::kSourceDir) + "/config/rules.yaml";
+  ::testing::internal::CaptureStdout();
+  int rc = RunRules({"rules", "explain", file, "-H", "Cookie: _ga=1; lang=ja", "GET",
+                     "/product/FI-SW-01;jsessionid=1?utm_source=x"});
+  std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(rc, kExitOk);
+  EXPECT_NE(out.find("verdict: cache\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("rule:    product-page\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("key:     GET /product/FI-SW-01 cookies[lang=ja]\n"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("origin:  /product/FI-SW-01\n"), std::string::npos) << out;
+
+  ::testing::internal::CaptureStdout();
+  rc = RunRules({"rules", "explain", file, "-H", "Content-Type: application/json", "--data", "[1]",
+                 "POST", "/search"});
+  out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(rc, kExitOk);
+  EXPECT_NE(out.find("verdict: pass\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("reason:  JSON body is not an object\n"), std::string::npos) << out;
+}
+
 TEST(RulesCommand, UsageErrorsAndHelp) {
   ::testing::internal::CaptureStderr();
   EXPECT_EQ(RunRules({"rules"}), kExitUsage);
@@ -66,6 +88,10 @@ TEST(RulesCommand, UsageErrorsAndHelp) {
   EXPECT_EQ(RunRules({"rules", "check", "a", "b"}), kExitUsage);
   EXPECT_EQ(RunRules({"rules", "check", "a", "--secret"}), kExitUsage);
   EXPECT_EQ(RunRules({"rules", "check", "a", "--frobnicate"}), kExitUsage);
+  EXPECT_EQ(RunRules({"rules", "check", "a", "-H", "X: 1"}), kExitUsage) << "explain only";
+  EXPECT_EQ(RunRules({"rules", "explain", "a", "GET"}), kExitUsage);
+  EXPECT_EQ(RunRules({"rules", "explain", "a", "-H", "nocolon", "GET", "/"}), kExitUsage);
+  EXPECT_EQ(RunRules({"rules", "explain", "a", "--now", "soon", "GET", "/"}), kExitUsage);
   ::testing::internal::GetCapturedStderr();
   ::testing::internal::CaptureStdout();
   EXPECT_EQ(RunRules({"rules", "--help"}), kExitOk);
