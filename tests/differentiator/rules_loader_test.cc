@@ -232,6 +232,26 @@ TEST(RulesLoader, RulesThatCannotMeanWhatTheySayAreErrors) {
             "t.yaml: rules key on session attributes but no session secret is configured");
 }
 
+TEST(RulesLoader, OddDocumentsAreErrorsNotCrashes) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"", "t.yaml: the rules file must be a mapping with version, defaults and rules"},
+      {"- a\n- b\n", "t.yaml:1:1: the rules file must be a mapping"},
+      {"version: 1\nrules: 5\n", "t.yaml:2:8: 'rules' must be a list of rules"},
+      {"version: 1\nrules: [5]\n", "t.yaml:2:9: 'rules[0]' must be a mapping"},
+      {"version: 1\nrules:\n  - name: a\n    match: /x\n    action: pass\n",
+       "t.yaml:4:12: 'rules[0].match' must be a mapping"},
+      {"version: 1\nrules:\n\t- name: a\n", "t.yaml:3:"},
+      {"version: 1\nrules: []\ndefaults: 7\n", "t.yaml:3:11: 'defaults' must be a mapping"},
+  };
+  for (const auto& [yaml, expected] : cases) {
+    std::vector<std::string> errors = Errors(yaml);
+    ASSERT_FALSE(errors.empty()) << yaml;
+    bool found = false;
+    for (const auto& e : errors) found |= e.rfind(expected, 0) == 0;
+    EXPECT_TRUE(found) << yaml << "\n" << ::testing::PrintToString(errors);
+  }
+}
+
 TEST(RulesLoader, AcceptsAMinimalFileAndCountsRules) {
   auto r = RuleSet::LoadText("version: 1\nrules: []\n", "t.yaml", "s");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
