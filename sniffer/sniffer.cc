@@ -120,7 +120,7 @@ class Session : public std::enable_shared_from_this<Session> {
         server_buf_(new char[kBufferBytes]),
         statements_(static_cast<size_t>(impl.options.max_prepared_per_connection)) {
     client_frames_.ExpectUntyped();
-    for (char t : {'Q', 'P', 'B', 'E', 'C', 'X', 'S'}) client_frames_.Want(t);
+    for (char t : {'Q', 'P', 'B', 'E', 'C', 'X', 'S', 'F'}) client_frames_.Want(t);
     for (char t : {'Z', 'K'}) server_frames_.Want(t);
   }
 
@@ -428,6 +428,17 @@ class Session : public std::enable_shared_from_this<Session> {
       case 'S':
         ++pending_ready_;
         break;
+      case 'F':
+        // A fast-path function call carries no SQL we could analyse; under a
+        // request id it is registered without SQL so the request fails closed.
+        executed_since_ready_ = true;
+        if (request_id_) {
+          CapturedStatement cs;
+          cs.in_transaction_block = InTransactionBlock();
+          cs.connection_id = id_;
+          Register(std::move(cs));
+        }
+        break;
       case 'X':
         terminated_ = true;
         break;
@@ -539,6 +550,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (it == portals_.end()) return;
       portal = &it->second;
     }
+    executed_since_ready_ = true;
     if (portal->bind_body.empty()) return;  // never bound: the server will reject it
     StatementPtr st = portal->statement;
     if (request_id_) {
@@ -586,6 +598,7 @@ class Session : public std::enable_shared_from_this<Session> {
         Malformed("ReadyForQuery");
       }
       begun_in_flight_ = false;
+      executed_since_ready_ = false;
       if (pending_ready_ > 0) --pending_ready_;
     } else if (m.type == 'K') {
       if (auto k = sniffer::ParseBackendKeyData(m.body)) {
@@ -653,7 +666,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Release();
     error_code ignored;
     timer_.cancel();
-    if (client_gone && relaying && pending_ready_ > 0 && backend_key_) {
+    if (client_gone && relaying && (pending_ready_ > 0 || executed_since_ready_) && backend_key_) {
       impl_.ForwardCancel(client_.get_executor(), *backend_key_, id_);
     }
     if (server_.is_open()) {
@@ -705,8 +718,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // Protocol state (see ../shared/reference/sqlcommenter.md "Pitfalls").
   std::optional<std::string> request_id_;
   char tx_status_ = 'I';
-  bool begun_in_flight_ = false;  // a BEGIN was sent and its ReadyForQuery is pending
-  int64_t pending_ready_ = 0;     // Query/Sync sent whose ReadyForQuery has not come back
+  bool begun_in_flight_ = false;       // a BEGIN was sent and its ReadyForQuery is pending
+  int64_t pending_ready_ = 0;          // Query/Sync sent whose ReadyForQuery has not come back
+  bool executed_since_ready_ = false;  // Execute/FunctionCall sent (maybe with Flush, no Sync)
   std::optional<CancelKey> backend_key_;
   sniffer::StatementCache statements_;
   Portal unnamed_portal_;

@@ -5,6 +5,16 @@
 // md5, SCRAM) passes through untouched; SSLRequest/GSSENCRequest are answered
 // 'N' (the sniffer must see plaintext); CancelRequest is routed upstream.
 //
+// What is registered (StatementSink::OnStatement, before the bytes that
+// complete the message are relayed): a simple Query once with its whole text;
+// an extended-protocol statement on each Execute, with the SQL of the
+// prepared statement its portal was bound from and the Bind's parameters.
+// The request id is per connection: set by every Query/Parse carrying one,
+// cleared by one that does not; Bind/Execute inherit it. A statement the
+// sniffer cannot name — a fast-path FunctionCall, or a prepared statement
+// evicted beyond max_prepared_per_connection — is registered with an EMPTY
+// `sql`, which a sink must treat as "ran something unknown" (fail closed).
+//
 // Ownership and threads: Start() binds the listener and runs its own I/O
 // thread(s) (SnifferOptions::threads); every connection stays on one thread.
 // The sink is not owned, must outlive the Sniffer, and is called from those
