@@ -67,7 +67,8 @@ TEST(RulesCommand, ExplainPrintsTheDecision) {
   EXPECT_EQ(rc, kExitOk);
   EXPECT_NE(out.find("verdict: cache\n"), std::string::npos) << out;
   EXPECT_NE(out.find("rule:    product-page\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("key:     GET /product/FI-SW-01 cookies[lang=ja]\n"), std::string::npos)
+  EXPECT_NE(out.find("key:     GET /product/FI-SW-01 cookies[lang=ja] absent[session.locale]\n"),
+            std::string::npos)
       << out;
   EXPECT_NE(out.find("origin:  /product/FI-SW-01\n"), std::string::npos) << out;
 
