@@ -7,6 +7,9 @@
 #
 # Environment:
 #   DURATION=10          seconds per pgbench run
+#   ROUNDS=3             rounds of (direct, sniffer, pgbouncer) interleaved; each
+#                        figure is the median over rounds (the machine is shared,
+#                        interleaving spreads other load evenly over the targets)
 #   SNIFFER_BIN=path     use this binary (`cacheportal` or `cacheportal-sniffer`)
 #                        instead of building build-sniffer-release
 #   SNIFFER_THREADS=1    sniffer I/O threads
@@ -18,6 +21,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 THREADS=${SNIFFER_THREADS:-1}
 PG_DIR=/tmp/cp-bench-sniffer
 PG_PORT=55520
@@ -112,23 +116,31 @@ for port in $SNIFFER_PORT $BOUNCER_PORT; do
 done
 
 # --- runs ---------------------------------------------------------------------
-declare -A TPS
+declare -A TPS RUNS
 run() {  # name port clients threads
-  local out
+  local out tps
   out=$($PGBENCH -S -M prepared -T "$DURATION" -c "$3" -j "$4" -n -h 127.0.0.1 -p "$2" \
         -U postgres $DB 2>&1) || { echo "$out" >&2; exit 1; }
-  TPS[$1,$3]=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tail -1)
-  printf '  %-10s -c %-2s tps %10.1f\n' "$1" "$3" "${TPS[$1,$3]}"
+  tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tail -1)
+  RUNS[$1,$3]="${RUNS[$1,$3]:-} $tps"
+  printf '  round %d  %-10s -c %-2s tps %10.1f\n' "$round" "$1" "$3" "$tps"
 }
-echo "pgbench -S -M prepared -T $DURATION (scale 10), $(nproc) cores, sniffer threads=$THREADS"
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+echo "pgbench -S -M prepared -T $DURATION (scale 10), $(nproc) cores, sniffer threads=$THREADS," \
+     "median of $ROUNDS interleaved rounds"
 echo "sniffer: ${sniffer_cmd[*]}"
 echo "pgbouncer: $($BOUNCER --version | head -1), pool_mode=session"
-for c in 1 8; do
-  j=1; [ $c -gt 1 ] && j=2
-  run direct $PG_PORT $c $j
-  run sniffer $SNIFFER_PORT $c $j
-  run pgbouncer $BOUNCER_PORT $c $j
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for round in $(seq 1 "$ROUNDS"); do
+  for c in 1 8; do
+    j=1; [ $c -gt 1 ] && j=2
+    run direct $PG_PORT $c $j
+    run sniffer $SNIFFER_PORT $c $j
+    run pgbouncer $BOUNCER_PORT $c $j
+  done
 done
+for k in "${!RUNS[@]}"; do TPS[$k]=$(echo "${RUNS[$k]}" | median); done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
 printf '%-10s %6s %12s %10s %13s\n' target clients tps vs_direct vs_pgbouncer
