@@ -493,10 +493,9 @@ awaitable<void> EdgeServer::Impl::WriteReply(beast::tcp_stream& stream, const Re
   if (r.x_cache[0] != 'P' && o.status == 200) {
     auto inm = FindHeader(c.headers, "if-none-match");
     if (inm) {
-      not_modified = IfNoneMatchMatches(*inm, o.etag);
-    } else if (auto ims = FindHeader(c.headers, "if-modified-since");
-               ims && !o.last_modified.empty()) {
-      not_modified = NotModifiedSince(*ims, o.last_modified);
+      not_modified = IfNoneMatchMatches(*inm, o.etag());
+    } else if (auto ims = FindHeader(c.headers, "if-modified-since"); ims && o.lm_len > 0) {
+      not_modified = NotModifiedSince(*ims, o.last_modified());
     }
   }
   char tail[160];
@@ -512,8 +511,8 @@ awaitable<void> EdgeServer::Impl::WriteReply(beast::tcp_stream& stream, const Re
   if (not_modified) {
     not_modified_.fetch_add(1, std::memory_order_relaxed);
     std::string head = "HTTP/1.1 304 Not Modified\r\n";
-    if (!o.etag.empty()) head += "ETag: " + o.etag + "\r\n";
-    if (!o.last_modified.empty()) head += "Last-Modified: " + o.last_modified + "\r\n";
+    if (o.etag_len > 0) head += "ETag: " + std::string(o.etag()) + "\r\n";
+    if (o.lm_len > 0) head += "Last-Modified: " + std::string(o.last_modified()) + "\r\n";
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(tail, n)};
     co_await asio::async_write(stream, bufs, asio::redirect_error(use_awaitable, ec));
     co_return;
@@ -943,13 +942,18 @@ std::shared_ptr<CachedObject> EdgeServer::Impl::BuildObject(http::response<http:
       origin_length = v;
       continue;
     }
-    if (IEquals(n, "etag")) {
-      if (esi_done) continue;  // the assembled body is a different representation
-      o->etag = v;
+    // An assembled ESI body is a different representation: its validators
+    // are the edge's, not the origin's.
+    bool etag = IEquals(n, "etag"), lm = IEquals(n, "last-modified");
+    if ((etag || lm) && (esi_done || o->head.size() + n.size() + v.size() + 2 > UINT16_MAX))
+      continue;
+    if (etag) {
+      o->etag_off = static_cast<uint16_t>(o->head.size() + n.size() + 2);
+      o->etag_len = static_cast<uint16_t>(v.size());
     }
-    if (IEquals(n, "last-modified")) {
-      if (esi_done) continue;
-      o->last_modified = v;
+    if (lm) {
+      o->lm_off = static_cast<uint16_t>(o->head.size() + n.size() + 2);
+      o->lm_len = static_cast<uint16_t>(v.size());
     }
     if (IEquals(n, "vary")) {
       bool star = false;
@@ -961,9 +965,11 @@ std::shared_ptr<CachedObject> EdgeServer::Impl::BuildObject(http::response<http:
     o->head += "\r\n";
   }
   bool bodiless = o->status == 204 || o->status == 304 || (o->status >= 100 && o->status < 200);
-  if (o->etag.empty() && o->status == 200 && !head_response) {
-    o->etag = StrongEtagFor(*body);
-    o->head += "ETag: " + o->etag + "\r\n";
+  if (o->etag_len == 0 && o->status == 200 && !head_response && o->head.size() < 60000) {
+    std::string etag = StrongEtagFor(*body);
+    o->etag_off = static_cast<uint16_t>(o->head.size() + 6);
+    o->etag_len = static_cast<uint16_t>(etag.size());
+    o->head += "ETag: " + etag + "\r\n";
   }
   if (!bodiless) {
     o->head += "Content-Length: ";
@@ -973,6 +979,7 @@ std::shared_ptr<CachedObject> EdgeServer::Impl::BuildObject(http::response<http:
       o->head += std::to_string(body->size());
     o->head += "\r\n";
   }
+  o->head.shrink_to_fit();
   o->body = std::move(body);
   o->stored_at_unix = NowUnix();
   return o;

@@ -11,8 +11,7 @@ constexpr size_t kFixedOverhead = 256;
 }  // namespace
 
 size_t CachedObject::Charge(size_t key_size) const {
-  size_t n = kFixedOverhead + key_size + head.size() + etag.size() + last_modified.size() +
-             vary_values.size() + url.size();
+  size_t n = kFixedOverhead + key_size + head.size() + vary_values.size() + url.size();
   if (body) n += body->size();
   for (const auto& c : children) n += c.size() + 32;
   for (const auto& v : vary_names) n += v.size() + 32;

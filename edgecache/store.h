@@ -33,8 +33,11 @@ struct CachedObject {
   // those per request.
   std::string head;
   std::shared_ptr<const Body> body;
-  std::string etag;           // as sent (quoted), generated when the origin gave none
-  std::string last_modified;  // as sent, may be empty
+  // Validators, as byte ranges of `head` (saves two strings per object):
+  // the ETag as sent (generated when the origin gave none), Last-Modified.
+  uint16_t etag_off = 0, etag_len = 0, lm_off = 0, lm_len = 0;
+  std::string_view etag() const { return std::string_view(head).substr(etag_off, etag_len); }
+  std::string_view last_modified() const { return std::string_view(head).substr(lm_off, lm_len); }
   int64_t stored_at_unix = 0;
   int64_t expires_at_unix = 0;          // 0 = no TTL backstop
   std::vector<std::string> vary_names;  // lowercase; empty = no Vary
