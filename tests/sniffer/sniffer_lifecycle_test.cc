@@ -299,6 +299,39 @@ TEST_F(SnifferLifecycle, NonsenseLengthClosesWithProtocolViolation) {
   EXPECT_EQ(proxy_->stats().protocol_errors, 1u);
 }
 
+// Random bytes, alone or after an SSLRequest, from many clients: each is
+// refused or relayed to a server that refuses it; the sniffer keeps serving.
+TEST_F(SnifferLifecycle, GarbageFromClientsNeverBreaksTheSniffer) {
+  std::mt19937 rng(12345);
+  for (int i = 0; i < 200; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(proxy_->port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    std::string junk;
+    if (i % 2 == 0) junk.assign("\0\0\0\x08\x04\xd2\x16\x2f", 8);  // SSLRequest first
+    if (i % 4 == 1) {
+      junk.assign("\0\0\0\x10\0\x03\0\0", 8);  // a v3 startup header, random body
+    }
+    size_t n = 1 + rng() % 300;
+    for (size_t k = 0; k < n; ++k) junk.push_back(static_cast<char>(rng()));
+    (void)!write(fd, junk.data(), junk.size());
+    shutdown(fd, SHUT_WR);
+    char buf[512];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    close(fd);
+  }
+  auto conn = pg::Connect(Proxy());
+  ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+  EXPECT_TRUE(pg::Exec(conn->get(), "SELECT 1").ok());
+  EXPECT_GT(proxy_->stats().protocol_errors, 0u);
+  conn->reset();
+  EXPECT_TRUE(WaitFor([&] { return proxy_->stats().connections_active == 0; }));
+}
+
 TEST_F(SnifferLifecycle, UnreachableUpstreamIsReportedToTheClient) {
   SnifferOptions o;
   o.listen_address = "127.0.0.1";
