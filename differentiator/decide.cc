@@ -286,7 +286,7 @@ bool RuleSetImpl::BuildKey(const CompiledRule& rule, const RequestView& req, int
         for (const auto& a : rule.key_session) key.absent.push_back("session." + a);
         break;
       case 1: {
-        auto data = codec_.Decode(sid, now_unix);
+        auto data = sessions_.Decode(sid, now_unix);
         if (!data) {
           d->reason = "invalid session cookie";
           return false;

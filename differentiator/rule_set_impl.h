@@ -13,6 +13,7 @@
 #include "common/session_cookie.h"
 #include "differentiator/differentiator.h"
 #include "differentiator/request_parsing.h"
+#include "differentiator/session_cache.h"
 
 namespace cacheportal::differentiator::internal {
 
@@ -55,7 +56,7 @@ class RuleSetImpl final : public RuleSet {
       : rules_(std::move(rules)),
         default_strip_(std::move(default_strip)),
         session_cookie_(std::move(session_cookie)),
-        codec_(std::move(session_secret)) {}
+        sessions_(std::move(session_secret)) {}
 
   Decision Decide(const RequestView& request, int64_t now_unix) const override;
   size_t RuleCount() const override { return rules_.size(); }
@@ -70,7 +71,8 @@ class RuleSetImpl final : public RuleSet {
   std::vector<CompiledRule> rules_;
   StripSpec default_strip_;
   std::string session_cookie_;
-  SessionCookieCodec codec_;
+  // A cache, not state: Decide() stays a pure function of its arguments.
+  VerifiedSessionCache sessions_;
 };
 
 }  // namespace cacheportal::differentiator::internal

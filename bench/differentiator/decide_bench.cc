@@ -68,6 +68,11 @@ void Run(benchmark::State& state, const RequestView& req, Verdict expect) {
 void BM_CatalogGet(benchmark::State& state) {
   Run(state, Browser("GET", "/product/FI-SW-01"), Verdict::kCache);
 }
+void BM_CatalogGetAnonymous(benchmark::State& state) {
+  RequestView req = Browser("GET", "/product/FI-SW-01");
+  req.headers.back().second = "_ga=GA1.2.1234567890.1700000000; lang=ja";
+  Run(state, req, Verdict::kCache);
+}
 void BM_CatalogGetWithNoise(benchmark::State& state) {
   Run(state, Browser("GET", "/product/FI-SW-01;jsessionid=0A1B2C3D?utm_source=mail&gclid=abc"),
       Verdict::kCache);
@@ -108,6 +113,7 @@ void BM_KeyToStringAndHash(benchmark::State& state) {
 }
 
 BENCHMARK(BM_CatalogGet);
+BENCHMARK(BM_CatalogGetAnonymous);
 BENCHMARK(BM_CatalogGetWithNoise);
 BENCHMARK(BM_FragmentWithQuery);
 BENCHMARK(BM_MyListVerifiedSession);

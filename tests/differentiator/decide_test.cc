@@ -145,6 +145,15 @@ TEST_F(DecideTest, TamperedWrongSecretExpiredOrDuplicateSessionPasses) {
   EXPECT_EQ(DecideFor("GET", "/product/X", {{"Cookie", tampered}}).verdict, Verdict::kCache);
 }
 
+TEST_F(DecideTest, ASessionThatVerifiedEarlierStillExpires) {
+  std::string cookie = Sid("alice", kNow + 60);
+  EXPECT_EQ(DecideFor("GET", "/frag/mylist", {{"Cookie", cookie}}, {}, kNow).verdict,
+            Verdict::kCache);
+  Decision later = DecideFor("GET", "/frag/mylist", {{"Cookie", cookie}}, {}, kNow + 60);
+  EXPECT_EQ(later.verdict, Verdict::kPass);
+  EXPECT_EQ(later.reason, "invalid session cookie");
+}
+
 TEST_F(DecideTest, ValidSessionsKeyMyListPerUserButNotTheCatalog) {
   std::string alice = Sid("alice"), bob = Sid("bob");
   std::string ka = Key("GET", "/frag/mylist", {{"Cookie", alice + "; lang=en"}});
