@@ -296,8 +296,12 @@ class Request {
     for (std::string_view v : req.Headers("Surrogate-Capability"))
       if (v.find("ESI/1.0") != std::string_view::npos) esi_ = true;
     std::optional<std::string> lang_cookie;
+    bool saw_sid = false;
     for (auto& [name, value] : ParseCookies(req.Headers("Cookie"))) {
-      if (name == "sid" && !session_) {
+      // Only the first `sid` counts, as at the edge: a second one cannot
+      // stand in for an invalid first one.
+      if (name == "sid" && !saw_sid) {
+        saw_sid = true;
         SessionCookieCodec codec(options_.session_secret);
         session_ = codec.Decode(value, static_cast<int64_t>(std::time(nullptr)));
       } else if (name == "lang" && !lang_cookie) {
@@ -354,6 +358,19 @@ class Request {
     std::string text = std::string(sql) + " " + comment_;
     if (options_.on_statement) options_.on_statement(text);
     auto r = pg::ExecParams(lease_->get(), text, params);
+    if (!r.ok() && PQstatus(lease_->get()) != CONNECTION_OK && !in_transaction_ &&
+        (sql.substr(0, 7) == "SELECT " || sql.substr(0, 22) == "INSERT INTO access_log")) {
+      // A pooled connection the server dropped (restart, idle kill) fails on
+      // first use; a read is safe to repeat once on a fresh connection, and
+      // so is the access_log row (at worst logged twice).
+      lease_->MarkBroken();
+      lease_.reset();
+      auto lease = pool_->Acquire();
+      if (!lease.ok()) return Status::Unavailable(lease.status().message());
+      lease_.emplace(std::move(lease).value());
+      if (options_.on_statement) options_.on_statement(text);
+      r = pg::ExecParams(lease_->get(), text, params);
+    }
     if (!r.ok()) return Status::Unavailable(r.status().message());
     return r;
   }
@@ -961,7 +978,9 @@ class Request {
   Result<HttpResponse> Checkout() {
     if (!session_) return Redirect(303, "/signin");
     if (auto b = Sql("BEGIN"); !b.ok()) return b.status();
+    in_transaction_ = true;
     auto result = CheckoutInTransaction();
+    in_transaction_ = false;
     if (!result.ok() || result->status != 303) {
       if (auto rb = Sql("ROLLBACK"); !rb.ok() && lease_) lease_->MarkBroken();
       return result;
@@ -1027,6 +1046,7 @@ class Request {
   std::string comment_;
   bool esi_ = false;
   bool ja_ = false;
+  bool in_transaction_ = false;
   std::optional<SessionData> session_;
   std::optional<PgPool::Lease> lease_;
 };

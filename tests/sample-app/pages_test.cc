@@ -234,6 +234,23 @@ TEST_F(StorePages, EveryStatementCarriesTheRequestTraceparent) {
   }
 }
 
+TEST_F(StorePages, PooledConnectionsKilledByTheServerAreReplaced) {
+  ASSERT_EQ(Get(port(), "/item/EST-3").status, 200);
+  {
+    auto c = Db();
+    auto r = pg::Exec(c.get(),
+                      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname "
+                      "= current_database() AND pid <> pg_backend_pid()");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_NE(std::string(PQgetvalue(r->get(), 0, 0)), "0");
+  }
+  // Every pooled connection is dead now; requests still succeed and are logged.
+  EXPECT_EQ(Get(port(), "/nothing").status, 404);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(Get(port(), "/item/EST-3").status, 200) << i;
+  EXPECT_EQ(Scalar("SELECT count(*) FROM access_log WHERE path = '/nothing'"), "1");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM access_log WHERE path = '/item/EST-3'"), "7");
+}
+
 TEST_F(StorePages, DatabaseDownGives503AndServerKeepsServing) {
   StartServer("host=127.0.0.1 port=1 user=postgres dbname=postgres connect_timeout=2");
   auto r = Get(port(), "/category/FISH");
