@@ -167,8 +167,11 @@ TEST_F(StoreSession, TamperedExpiredOrForeignCookiesAreAnonymous) {
   std::vector<std::string> bad;
   // Payload of another user under j2ee's MAC.
   bad.push_back(forged_payload.substr(0, forged_payload.rfind('.')) + good.substr(good.rfind('.')));
+  // Flip the MAC's first character: the last one also carries padding bits
+  // that the base64url decoder ignores.
   std::string flipped_mac = good;
-  flipped_mac.back() = flipped_mac.back() == 'A' ? 'B' : 'A';
+  size_t mac_at = flipped_mac.rfind('.') + 1;
+  flipped_mac[mac_at] = flipped_mac[mac_at] == 'A' ? 'B' : 'A';
   bad.push_back(flipped_mac);
   std::string flipped_payload = good;
   flipped_payload[4] = flipped_payload[4] == 'A' ? 'B' : 'A';
