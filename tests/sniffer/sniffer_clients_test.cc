@@ -194,7 +194,7 @@ TEST_F(SnifferClients, ListenNotifyPassThrough) {
   EXPECT_EQ(payload, "payload-1");
 }
 
-TEST_F(SnifferClients, SslRequestIsAnsweredNoAndStartupContinues) {
+TEST_F(SnifferClients, SslAndGssEncRequestsAreAnsweredNoAndStartupContinues) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(fd, 0);
   sockaddr_in addr{};
@@ -205,6 +205,11 @@ TEST_F(SnifferClients, SslRequestIsAnsweredNoAndStartupContinues) {
   const unsigned char ssl[8] = {0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F};
   ASSERT_EQ(write(fd, ssl, 8), 8);
   char answer = 0;
+  ASSERT_EQ(read(fd, &answer, 1), 1);
+  EXPECT_EQ(answer, 'N');
+  // A GSSENCRequest on the same socket (libpq may send both) gets 'N' too.
+  const unsigned char gss[8] = {0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x30};
+  ASSERT_EQ(write(fd, gss, 8), 8);
   ASSERT_EQ(read(fd, &answer, 1), 1);
   EXPECT_EQ(answer, 'N');
   // Then a plain StartupMessage on the same socket reaches the server,
