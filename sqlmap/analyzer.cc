@@ -451,7 +451,7 @@ const std::unordered_set<std::string>& SafeFunctions() {
       "numeric", "int4", "int8", "float8", "text",
       // date/time (no clock reads)
       "to_char", "to_date", "to_number", "to_timestamp", "date_trunc", "date_part", "extract",
-      "age", "make_date", "make_time", "make_interval", "make_timestamp", "make_timestamptz",
+      "make_date", "make_time", "make_interval", "make_timestamp", "make_timestamptz",
       "justify_days", "justify_hours", "justify_interval", "isfinite", "date", "timezone",
       "date_bin", "overlaps",
       // arrays
@@ -487,7 +487,9 @@ const std::unordered_set<std::string>& SafeFunctions() {
 
 // Results change without any data change: a page using them cannot be vouched for.
 const std::unordered_set<std::string>& VolatileFunctions() {
-  static const std::unordered_set<std::string> s = {"random",
+  // age(x) is age(current_date, x).
+  static const std::unordered_set<std::string> s = {"age",
+                                                    "random",
                                                     "now",
                                                     "clock_timestamp",
                                                     "statement_timestamp",

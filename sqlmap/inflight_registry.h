@@ -29,8 +29,8 @@
 namespace cacheportal::sqlmap {
 
 struct InFlightOptions {
-  double max_age_seconds = 60;        // forget requests never completed
-  size_t max_requests = 100000;       // bound memory; oldest dropped first
+  double max_age_seconds = 60;               // forget requests never completed
+  size_t max_requests = 100000;              // bound memory; oldest dropped first
   size_t max_statements_per_request = 1000;  // above: the request becomes uncacheable
 };
 

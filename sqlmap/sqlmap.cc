@@ -16,6 +16,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
@@ -425,11 +426,21 @@ Status RocksSqlMap::OpenDb(const MapOptions& options) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
   for (const char* name : kCfNames) descs.emplace_back(name, cf_options);
+  if (options.create_if_missing && !options.read_only) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.path, ec);
+    if (ec) return Status::IOError("sqlmap: create " + options.path + ": " + ec.message());
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descs, &handles, &raw);
+  rocksdb::Status s =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, options.path, descs, &handles, &raw)
+          : rocksdb::DB::Open(db_options, options.path, descs, &handles, &raw);
   if (!s.ok()) {
-    if (s.IsInvalidArgument() && !options.create_if_missing) {
+    if ((s.IsInvalidArgument() || s.IsPathNotFound() || s.IsIOError()) &&
+        (!options.create_if_missing || options.read_only) &&
+        !std::filesystem::exists(options.path + "/CURRENT")) {
       return Status::NotFound("sqlmap: no map at " + options.path + ": " + s.ToString());
     }
     return Status::IOError("sqlmap: open " + options.path + ": " + s.ToString());
@@ -573,6 +584,7 @@ Status RocksSqlMap::Load() {
 }
 
 Status RocksSqlMap::Commit(rocksdb::WriteBatch* batch) {
+  if (options_.read_only) return Status::NotSupported("sqlmap: opened read-only");
   rocksdb::Status s = db_->Write(write_options_, batch);
   if (!s.ok()) return Status::IOError("sqlmap: write: " + s.ToString());
   return Status::OK();
@@ -920,6 +932,7 @@ void RocksSqlMap::ForEachPage(const std::function<void(const PageInfo&)>& f) con
 }
 
 Status RocksSqlMap::SetAppliedLsn(uint64_t lsn) {
+  if (options_.read_only) return Status::NotSupported("sqlmap: opened read-only");
   std::lock_guard wl(write_mu_);
   rocksdb::Status s = db_->Put(write_options_, cf(kMeta), kLsnKey, Fixed64BE(lsn));
   if (!s.ok()) return Status::IOError("sqlmap: write lsn: " + s.ToString());

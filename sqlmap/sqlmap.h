@@ -38,6 +38,10 @@ struct MapOptions {
   std::string path;          // RocksDB directory (created when absent)
   bool sync_writes = false;  // fsync each batch
   bool create_if_missing = true;
+  // Open without the writer lock (inspection while a server runs the map):
+  // sees what was written up to the open; every write returns NotSupported.
+  // Default: false.
+  bool read_only = false;
 };
 
 // The form values take in the (table, column, value) index. Both sides meet
