@@ -201,6 +201,10 @@ class EdgeServer::Impl {
                            const differentiator::Decision& d);
   awaitable<Fetched> FetchAndAssemble(RequestCtx& c, const std::string& key,
                                       const differentiator::Decision& d, Fill* fill);
+  awaitable<std::shared_ptr<const Body>> EsiStage(RequestCtx& c, std::string_view target,
+                                                  http::response<http::string_body>& res,
+                                                  Fill* fill, std::vector<std::string>* children,
+                                                  bool* esi, bool* storable);
   awaitable<UpstreamResult> OriginFetch(http::request<http::string_body>& req, bool head);
   void StoreStage(const std::string& key, const Fetched& f, Fill& fill, bool* stored);
   void ReleaseFill(const std::string& key, const std::shared_ptr<Fill>& fill,
@@ -560,9 +564,10 @@ void EdgeServer::Impl::MarkWrite(const RequestCtx& c) {
 }
 
 awaitable<Reply> EdgeServer::Impl::Serve(RequestCtx& c) {
-  // key
-  bool get_like = c.method == "GET" || c.method == "HEAD";
-  if (!get_like) {
+  // key: the rules decide for GET, HEAD and POST (a POST search can be a
+  // cacheable read keyed by its form fields); other methods never are reads.
+  bool never_read = c.method != "GET" && c.method != "HEAD" && c.method != "POST";
+  if (never_read) {
     key_out_.Add(KeyOutcome::kMethod);
     co_return co_await Pass(c, c.target);
   }
@@ -646,8 +651,15 @@ awaitable<Reply> EdgeServer::Impl::Pass(RequestCtx& c, std::string_view target) 
     co_return r;
   }
   if (c.method == "POST" && up.response.result_int() < 500) MarkWrite(c);
-  auto body = std::make_shared<const Body>(std::move(up.response.body()));
-  r.object = BuildObject(up.response, std::move(body), false, c.head);
+  // The origin was told we do ESI, so passed pages are assembled too.
+  std::vector<std::string> children;
+  bool esi = false, storable = true;
+  std::shared_ptr<const Body> body;
+  if (c.head)
+    body = std::make_shared<const Body>();
+  else
+    body = co_await EsiStage(c, target, up.response, nullptr, &children, &esi, &storable);
+  r.object = BuildObject(up.response, std::move(body), esi, c.head);
   co_return r;
 }
 
@@ -837,12 +849,11 @@ http::request<http::string_body> EdgeServer::Impl::UpstreamRequest(const Request
   req.set("traceparent", tp.ToHeader());
   req.set("Surrogate-Capability", "cacheportal=\"ESI/1.0\"");
   req.keep_alive(true);
-  if (!for_cache && !c.body.empty()) {
+  if (method != "GET" && method != "HEAD") {
     req.body().assign(c.body.data(), c.body.size());
+    if (!req.body().empty() || method == "POST" || method == "PUT" || method == "PATCH")
+      req.prepare_payload();
   }
-  if (!for_cache &&
-      (!c.body.empty() || c.method == "POST" || c.method == "PUT" || c.method == "PATCH"))
-    req.prepare_payload();
   return req;
 }
 
@@ -985,36 +996,14 @@ std::shared_ptr<CachedObject> EdgeServer::Impl::BuildObject(http::response<http:
   return o;
 }
 
-awaitable<Fetched> EdgeServer::Impl::FetchAndAssemble(RequestCtx& c, const std::string& key,
-                                                      const differentiator::Decision& d,
-                                                      Fill* fill) {
-  Fetched f;
-  TraceParent tp = TraceParent::Generate();
-  f.request_id = tp.trace_id;
-  std::string_view target = d.origin_target.empty() ? std::string_view(c.target) : d.origin_target;
-  // HEAD misses are fetched as GET so the answer can be stored.
-  auto req = UpstreamRequest(c, "GET", target, /*for_cache=*/true, tp);
-  UpstreamResult up = co_await OriginFetch(req, false);
-  f.fetch = up.outcome;
-  fetch_out_.Add(up.outcome);
-  if (up.outcome != FetchOutcome::kOk) {
-    f.storable = StoreOutcome::kFetchFailed;
-    auto page = up.outcome == FetchOutcome::kTimeout
-                    ? ShortPage(504, "Gateway Timeout", "origin timed out")
-                    : ShortPage(502, "Bad Gateway", "origin unavailable");
-    f.object = std::make_shared<CachedObject>(*page);
-    co_return f;
-  }
-  auto& res = up.response;
-  HeaderList rh;
-  for (const auto& h : res) rh.emplace_back(ToView(h.name_string()), ToView(h.value()));
-  f.storable = ResponseStorability(res.result_int(), rh);
-
-  // ESI stage: parse once, fetch includes in parallel, assemble in order.
-  auto sc = FindHeader(rh, "surrogate-control");
-  bool esi = sc && sc->find("ESI/1.0") != std::string_view::npos;
+awaitable<std::shared_ptr<const Body>> EdgeServer::Impl::EsiStage(
+    RequestCtx& c, std::string_view target, http::response<http::string_body>& res, Fill* fill,
+    std::vector<std::string>* children, bool* esi, bool* storable) {
+  auto sc = res.find("Surrogate-Control");
+  *esi = sc != res.end() && ToView(sc->value()).find("ESI/1.0") != std::string_view::npos;
+  *storable = true;
   std::shared_ptr<const Body> body;
-  if (!esi) {
+  if (!*esi) {
     esi_out_.Add(EsiOutcome::kNotEsi);
     body = std::make_shared<const Body>(std::move(res.body()));
   } else {
@@ -1098,7 +1087,7 @@ awaitable<Fetched> EdgeServer::Impl::FetchAndAssemble(RequestCtx& c, const std::
         }
         if (!p.cacheable) any_uncacheable = true;
         if (!p.key.empty()) {
-          f.children.push_back(p.key);
+          (*children).push_back(p.key);
           if (fill) {
             std::lock_guard lock(fill->mu);
             fill->children.push_back(p.key);
@@ -1109,8 +1098,8 @@ awaitable<Fetched> EdgeServer::Impl::FetchAndAssemble(RequestCtx& c, const std::
     // Ejections of a child between its fetch and now are caught by the
     // fill's children list only from the moment it was recorded; re-check
     // that each child is still stored (else its ejection may have raced).
-    if (fill && !f.children.empty()) {
-      for (const auto& ch : f.children)
+    if (fill && !(*children).empty()) {
+      for (const auto& ch : (*children))
         if (!store_.Contains(ch)) {
           std::lock_guard lock(fill->mu);
           fill->tainted = true;
@@ -1127,11 +1116,46 @@ awaitable<Fetched> EdgeServer::Impl::FetchAndAssemble(RequestCtx& c, const std::
       }
     }
     body = std::move(assembled);
-    if (any_failed || any_uncacheable) f.storable = StoreOutcome::kFragmentFailed;
+    if (any_failed || any_uncacheable) *storable = false;
     esi_out_.Add(depth_exceeded         ? EsiOutcome::kDepthExceeded
                  : errors || any_failed ? EsiOutcome::kAssembledWithErrors
                                         : EsiOutcome::kAssembled);
   }
+  co_return body;
+}
+
+awaitable<Fetched> EdgeServer::Impl::FetchAndAssemble(RequestCtx& c, const std::string& key,
+                                                      const differentiator::Decision& d,
+                                                      Fill* fill) {
+  Fetched f;
+  TraceParent tp = TraceParent::Generate();
+  f.request_id = tp.trace_id;
+  std::string_view target = d.origin_target.empty() ? std::string_view(c.target) : d.origin_target;
+  // HEAD misses are fetched as GET so the answer can be stored; a cacheable
+  // POST is forwarded as it came (its body fields are in the key).
+  auto req = UpstreamRequest(c, c.head ? std::string_view("GET") : c.method, target,
+                             /*for_cache=*/true, tp);
+  UpstreamResult up = co_await OriginFetch(req, false);
+  f.fetch = up.outcome;
+  fetch_out_.Add(up.outcome);
+  if (up.outcome != FetchOutcome::kOk) {
+    f.storable = StoreOutcome::kFetchFailed;
+    auto page = up.outcome == FetchOutcome::kTimeout
+                    ? ShortPage(504, "Gateway Timeout", "origin timed out")
+                    : ShortPage(502, "Bad Gateway", "origin unavailable");
+    f.object = std::make_shared<CachedObject>(*page);
+    co_return f;
+  }
+  auto& res = up.response;
+  HeaderList rh;
+  for (const auto& h : res) rh.emplace_back(ToView(h.name_string()), ToView(h.value()));
+  f.storable = ResponseStorability(res.result_int(), rh);
+
+  // ESI stage: parse once, fetch includes in parallel, assemble in order.
+  bool esi = false, esi_storable = true;
+  std::shared_ptr<const Body> body =
+      co_await EsiStage(c, target, res, fill, &f.children, &esi, &esi_storable);
+  if (!esi_storable) f.storable = StoreOutcome::kFragmentFailed;
   f.object = BuildObject(res, std::move(body), esi, false);
   if (!f.object->vary_names.empty()) {
     auto value_of = [&c](std::string_view name) {

@@ -524,6 +524,32 @@ TEST(EdgeServer, ReadYourWritesBypassesTheCacheForTheWritingSession) {
   EXPECT_EQ(f.edge->Metrics().Outcome("key/read_your_writes"), 1u);
 }
 
+TEST(EdgeServer, CacheablePostIsForwardedWithItsBodyAndKeyedByIt) {
+  EdgeFixture f([](const OriginRequest& r) { return Page(r.method + " " + r.body); });
+  auto a = Fetch(f.edge->port(), "POST", "/search", {}, "q=fish");
+  EXPECT_EQ(a.body, "POST q=fish");
+  EXPECT_EQ(a.Header("x-cache"), "MISS");
+  auto b = Fetch(f.edge->port(), "POST", "/search", {}, "q=fish");
+  EXPECT_EQ(b.Header("x-cache"), "HIT");
+  EXPECT_EQ(b.body, "POST q=fish");
+  auto c = Fetch(f.edge->port(), "POST", "/search", {}, "q=dog");
+  EXPECT_EQ(c.Header("x-cache"), "MISS");
+  EXPECT_EQ(c.body, "POST q=dog");
+  EXPECT_EQ(f.edge->Metrics().Outcome("key/read_your_writes"), 0u);
+}
+
+TEST(EdgeServer, PassedEsiPagesAreAssembledToo) {
+  EdgeFixture f([](const OriginRequest& r) {
+    if (r.Path() == "/pass/page")
+      return Page("<esi:include src=\"/frag/x\"/>!",
+                  {{"Surrogate-Control", "content=\"ESI/1.0\""}});
+    return Page("X");
+  });
+  auto r = f.Get("/pass/page");
+  EXPECT_EQ(r.Header("x-cache"), "PASS");
+  EXPECT_EQ(r.body, "X!");
+}
+
 TEST(EdgeServer, ClientNoCacheRevalidatesWhenConfigured) {
   EdgeFixture f([](const OriginRequest&) { return Page("x"); },
                 [](EdgeOptions& o, EdgeDeps&) { o.client_no_cache = "revalidate"; });

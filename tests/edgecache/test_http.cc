@@ -192,7 +192,9 @@ differentiator::Decision FakeRules::Decide(const differentiator::RequestView& r,
   std::string target(r.target);
   d.origin_target = target;
   std::string path = target.substr(0, target.find('?'));
-  if (path.starts_with("/pass")) {
+  bool search = path == "/search";
+  if (path.starts_with("/pass") || (r.method == "POST" && !search) ||
+      (r.method != "GET" && r.method != "HEAD" && r.method != "POST")) {
     d.verdict = differentiator::Verdict::kPass;
     d.reason = "pass rule";
     return d;
@@ -200,7 +202,8 @@ differentiator::Decision FakeRules::Decide(const differentiator::RequestView& r,
   d.verdict = differentiator::Verdict::kCache;
   d.rule = "fake";
   d.ttl = ttl_;
-  d.key.method = "GET";
+  d.key.method = r.method == "POST" ? "POST" : "GET";
+  if (r.method == "POST") d.key.body.emplace_back("body", std::string(r.body));
   d.key.path = path;
   if (auto q = target.find('?'); q != std::string::npos)
     d.key.query.emplace_back("q", target.substr(q + 1));

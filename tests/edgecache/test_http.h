@@ -88,8 +88,9 @@ ClientResponse Fetch(uint16_t port, const std::string& method, const std::string
 // Sends raw bytes, returns everything read until the peer closes (bounded).
 std::string RawExchange(uint16_t port, const std::string& bytes);
 
-// Rules for tests: paths under /pass are passed, everything else is cached,
-// keyed by path + full query + the `lang` cookie.
+// Rules for tests: paths under /pass and POSTs are passed, everything else
+// (and POST /search, keyed by its body) is cached, keyed by path + full query
+// + the `lang` cookie.
 class FakeRules : public differentiator::RuleSet {
  public:
   explicit FakeRules(std::chrono::seconds ttl = std::chrono::seconds(0)) : ttl_(ttl) {}
