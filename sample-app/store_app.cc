@@ -419,7 +419,8 @@ class Request {
     std::string_view p = path_;
     // A known path with the wrong method gets 405 naming the right one.
     auto only = [&](const char* allowed, auto&& fn) -> HttpResponse {
-      if (m != allowed) {
+      // HEAD is answered as GET; the I/O layer drops the body.
+      if (m != allowed && !(m == "HEAD" && std::string_view(allowed) == "GET")) {
         HttpResponse r = ErrorPage(405, "Method not allowed.");
         r.Set("Allow", allowed);
         return r;
@@ -448,7 +449,7 @@ class Request {
     if (p == "/lang/en" || p == "/lang/ja")
       return only("GET", [&] { return SetLang(p.substr(6)); });
     if (p == "/signin") {
-      if (m == "GET") return Answer(SigninPage(200, false));
+      if (m == "GET" || m == "HEAD") return Answer(SigninPage(200, false));
       return only("POST", [&] { return Signin(); });
     }
     if (p == "/signout") return only("GET", [&] { return Signout(); });

@@ -93,7 +93,8 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpRequest req = Convert(msg);
     req.body = std::move(msg.body());
     HttpResponse resp = app_->Handle(req);
-    Write(std::move(resp), !msg.keep_alive(), msg.version());
+    Write(std::move(resp), !msg.keep_alive(), msg.version(), /*drain=*/false,
+          msg.method() == http::verb::head);
   }
 
   static HttpRequest Convert(const http::request<http::string_body>& msg) {
@@ -111,7 +112,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Write(app_->Reject(req, status), /*close=*/true, 11, /*drain=*/true);
   }
 
-  void Write(HttpResponse r, bool close, unsigned version, bool drain = false) {
+  void Write(HttpResponse r, bool close, unsigned version, bool drain = false, bool head = false) {
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(r.status), version);
     res->set(http::field::server, "cacheportal-store");
@@ -119,6 +120,12 @@ class Session : public std::enable_shared_from_this<Session> {
     res->body() = std::move(r.body);
     res->keep_alive(!close);
     res->prepare_payload();
+    if (head) {
+      // Same headers as GET, Content-Length included, and no body.
+      size_t length = res->body().size();
+      res->body().clear();
+      res->content_length(length);
+    }
     stream_.expires_after(idle_);
     http::async_write(
         stream_, *res,

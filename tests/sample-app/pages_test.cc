@@ -165,6 +165,16 @@ TEST_F(StorePages, UnknownIdsAndPathsGet404Pages) {
   EXPECT_EQ(Get(port(), "/item/" + long_id).status, 404);
 }
 
+TEST_F(StorePages, HeadAnswersLikeGetWithoutABody) {
+  auto get = Get(port(), "/item/EST-9");
+  // The client stops at Content-Length, so read a HEAD answer raw.
+  auto head = HttpCall(port(), "HEAD", "/item/EST-9");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.Header("Content-Length"), std::to_string(get.body.size()));
+  EXPECT_EQ(head.body, "");
+  EXPECT_EQ(HttpCall(port(), "HEAD", "/item/NOPE").status, 404);
+}
+
 TEST_F(StorePages, WrongMethodGets405) {
   auto r = Get(port(), "/search");
   EXPECT_EQ(r.status, 405);
