@@ -135,10 +135,20 @@ Status ChangeProcessor::OnChange(RowChange change) {
   if (unknown) {
     source_->InstancesReading(table, &ids);
   } else {
+    // Only columns something is indexed on need a lookup, when the source can tell.
+    std::vector<int>& cols = scratch_cols_;
+    cols.clear();
+    scratch_names_.clear();
+    if (source_->IndexedColumns(table, &scratch_names_)) {
+      for (const auto& name : scratch_names_)
+        if (int i = change.rel->Find(name); i >= 0) cols.push_back(i);
+    } else {
+      for (size_t i = 0; i < change.rel->columns.size(); ++i) cols.push_back(static_cast<int>(i));
+    }
     for (const auto* row : {change.old_row ? &*change.old_row : nullptr,
                             change.new_row ? &*change.new_row : nullptr}) {
       if (!row) continue;
-      for (size_t i = 0; i < row->size(); ++i) {
+      for (int i : cols) {
         const Cell& c = (*row)[i];
         if (c.state != Cell::State::kValue) continue;
         // An UPDATE's unchanged column finds the same candidates in both images.

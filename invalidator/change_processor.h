@@ -126,6 +126,8 @@ class ChangeProcessor {
   Lsn applied_ = 0;
   int64_t last_commit_unix_us_ = 0;
   std::vector<InstanceId> scratch_ids_;
+  std::vector<int> scratch_cols_;
+  std::vector<std::string> scratch_names_;
 
   mutable std::mutex mu_;  // guards metrics_
   InvalidatorMetrics metrics_;

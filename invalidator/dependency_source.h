@@ -31,6 +31,12 @@ class DependencySource {
                                  std::string_view value, std::vector<InstanceId>* out) const = 0;
   // Instances reading `table` without an indexable predicate on it (incl. coarse ones).
   virtual void UnindexedInstances(std::string_view table, std::vector<InstanceId>* out) const = 0;
+  // Columns of `table` some instance is indexed on: only their values need a
+  // CandidatesByValue lookup. Returns false when the source cannot tell
+  // (then every column of the row is looked up).
+  virtual bool IndexedColumns(std::string_view table, std::vector<std::string>* out) const {
+    return false;
+  }
   // Every instance reading `table`.
   virtual void InstancesReading(std::string_view table, std::vector<InstanceId>* out) const = 0;
   // nullptr when the instance is gone.

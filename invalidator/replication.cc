@@ -102,6 +102,8 @@ struct Invalidator::Impl {
   Lsn server_wal_end = 0;
   Lsn catch_up_target = 0;
   bool caught_up = false;
+  int stable_keepalives = 0;
+  Lsn last_keepalive_end = 0;
   Lsn last_sent_flush = 0;
   bool pending_eject_all = false;
   bool first_connect = true;
@@ -484,6 +486,14 @@ struct Invalidator::Impl {
     }
     if (cm.kind == CopyMessage::Kind::kKeepalive) {
       server_wal_end = std::max(server_wal_end, cm.keepalive.wal_end);
+      // IDENTIFY_SYSTEM's position may lie past the last record's end (a page
+      // header): a walsender that stays put just short of it has nothing left.
+      if (!caught_up && !processor->in_transaction()) {
+        stable_keepalives = cm.keepalive.wal_end == last_keepalive_end ? stable_keepalives + 1 : 0;
+        last_keepalive_end = cm.keepalive.wal_end;
+        if (stable_keepalives >= 3 && catch_up_target - cm.keepalive.wal_end < 8192)
+          caught_up = true;
+      }
       if (!processor->in_transaction()) processor->OnWalEnd(cm.keepalive.wal_end);
       if (cm.keepalive.reply_requested && !SendStatus(false)) {
         Disconnect("cannot answer keepalive");

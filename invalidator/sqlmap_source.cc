@@ -1,6 +1,5 @@
 #include "invalidator/sqlmap_source.h"
 
-#include "sqlmap/inflight_registry.h"
 #include "sqlmap/sqlmap.h"
 
 namespace cacheportal::invalidator {
@@ -8,8 +7,7 @@ namespace {
 
 class SqlMapSource final : public DependencySource {
  public:
-  SqlMapSource(sqlmap::SqlMap* map, sqlmap::InFlightRegistry* inflight)
-      : map_(map), inflight_(inflight) {}
+  SqlMapSource(sqlmap::SqlMap* map, InFlightHooks hooks) : map_(map), hooks_(std::move(hooks)) {}
 
   void CandidatesByValue(std::string_view table, std::string_view column, std::string_view value,
                          std::vector<InstanceId>* out) const override {
@@ -20,6 +18,10 @@ class SqlMapSource final : public DependencySource {
   }
   void InstancesReading(std::string_view table, std::vector<InstanceId>* out) const override {
     map_->InstancesReading(table, out);
+  }
+  bool IndexedColumns(std::string_view table, std::vector<std::string>* out) const override {
+    map_->IndexedColumns(table, out);
+    return true;
   }
   std::shared_ptr<const sqlmap::QueryInstance> GetInstance(InstanceId id) const override {
     return map_->GetInstance(id);
@@ -36,20 +38,19 @@ class SqlMapSource final : public DependencySource {
   uint64_t AppliedLsn() const override { return map_->AppliedLsn(); }
   size_t TaintMatching(std::string_view table,
                        const std::function<bool(const sqlmap::QueryInstance&)>& affects) override {
-    return inflight_ ? inflight_->TaintMatching(table, affects) : 0;
+    return hooks_.taint_matching ? hooks_.taint_matching(table, affects) : 0;
   }
-  size_t TaintAll() override { return inflight_ ? inflight_->TaintAll() : 0; }
+  size_t TaintAll() override { return hooks_.taint_all ? hooks_.taint_all() : 0; }
 
  private:
   sqlmap::SqlMap* map_;
-  sqlmap::InFlightRegistry* inflight_;
+  InFlightHooks hooks_;
 };
 
 }  // namespace
 
-std::unique_ptr<DependencySource> MakeSqlMapSource(sqlmap::SqlMap* map,
-                                                   sqlmap::InFlightRegistry* inflight) {
-  return std::make_unique<SqlMapSource>(map, inflight);
+std::unique_ptr<DependencySource> MakeSqlMapSource(sqlmap::SqlMap* map, InFlightHooks hooks) {
+  return std::make_unique<SqlMapSource>(map, std::move(hooks));
 }
 
 }  // namespace cacheportal::invalidator

@@ -1,8 +1,9 @@
-// DependencySource over the real sqlmap::SqlMap and sqlmap::InFlightRegistry.
-// Kept in its own translation unit: only code that wires the real map (the
-// command, the all-in-one process) links against cp_sqlmap's implementation.
+// DependencySource over the real sqlmap::SqlMap (and, in the all-in-one
+// process, sqlmap::InFlightRegistry). Each factory lives in its own
+// translation unit so that a binary links only the sqlmap parts it uses.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "invalidator/dependency_source.h"
@@ -14,8 +15,19 @@ class InFlightRegistry;
 
 namespace cacheportal::invalidator {
 
-// `map` must outlive the result; `inflight` may be null (no in-flight
-// tracking, e.g. a stand-alone invalidator next to a remote edge).
+// How in-flight requests are tainted; both may be empty (nothing in flight).
+struct InFlightHooks {
+  std::function<size_t(std::string_view, const std::function<bool(const sqlmap::QueryInstance&)>&)>
+      taint_matching;
+  std::function<size_t()> taint_all;
+};
+
+// `map` must outlive the result. Without hooks no request is ever in flight
+// (a stand-alone invalidator next to a remote edge).
+std::unique_ptr<DependencySource> MakeSqlMapSource(sqlmap::SqlMap* map, InFlightHooks hooks = {});
+
+// The same, tainting through `inflight` (must outlive the result).
+// Defined in sqlmap_inflight_source.cc.
 std::unique_ptr<DependencySource> MakeSqlMapSource(sqlmap::SqlMap* map,
                                                    sqlmap::InFlightRegistry* inflight);
 

@@ -355,9 +355,10 @@ TEST_F(InvalidatorE2E, DroppedSlotIsRecreatedAndEverythingEjected) {
   }
   ASSERT_TRUE(dropped);
   ASSERT_TRUE(ejector_.WaitEjectAll(eject_all_before + 1, 30));
+  // Vouching resumes only after the map was cleared and streaming restarted.
+  ASSERT_TRUE(ejector_.WaitVouched(true, 30));
   EXPECT_GE(source_.clears(), 1);
   EXPECT_FALSE(source_.HasKey("/item/EST-1")) << "the map is cleared with the edge";
-  ASSERT_TRUE(ejector_.WaitVouched(true, 30));
   EXPECT_EQ(Query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" +
                   options_.slot_name + "'"),
             "1");

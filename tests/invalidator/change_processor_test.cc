@@ -1,0 +1,185 @@
+// ChangeProcessor fed decoded messages directly: transaction bookkeeping,
+// acknowledgement position, poll guards, fallbacks. Pure logic; the stream
+// and the database are covered by invalidator_test.cc.
+#include "invalidator/change_processor.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/invalidator/fakes.h"
+#include "tests/invalidator/template_builders.h"
+
+namespace cacheportal::invalidator {
+namespace {
+
+using sqlmap::CompareOp;
+using namespace test;  // NOLINT
+
+class ScriptedPoller : public JoinPoller {
+ public:
+  Result<PollAnswer> Poll(const PollQuery& q) override {
+    queries.push_back(q);
+    if (fail) return Status::Unavailable("db down (test)");
+    return answer;
+  }
+  PollAnswer answer{false, 0};
+  bool fail = false;
+  std::vector<PollQuery> queries;
+};
+
+ColumnValue T(const char* s) { return {ColumnValue::Kind::kText, s}; }
+
+class Processor : public ::testing::Test {
+ protected:
+  Processor() {
+    items_of_cat_ = Join("public.item", sqlmap::Predicate{}, {"itemid", "productid"},
+                         "public.product", Cmp("category", CompareOp::kEq, 0),
+                         {"productid", "category"}, "productid", "productid");
+    item_by_id_ = Single("public.item", Cmp("itemid", CompareOp::kEq, 0), {"itemid", "price"});
+    ProcessorOptions po;
+    proc_ = std::make_unique<ChangeProcessor>(&source_, &ejector_, &poller_, po,
+                                              [] { return int64_t(0); });
+    Feed(RelationMessage{
+        1,
+        "public",
+        "item",
+        'f',
+        {{true, "itemid", 25, -1}, {true, "productid", 25, -1}, {true, "price", 1700, -1}}});
+    Feed(RelationMessage{
+        2,
+        "public",
+        "product",
+        'f',
+        {{true, "productid", 25, -1}, {true, "category", 25, -1}, {true, "name", 25, -1}}});
+  }
+  void Feed(const PgOutputMessage& m) { ASSERT_TRUE(proc_->Process(m).ok()); }
+  // One transaction [begin, end) with the given changes.
+  Status Txn(Lsn commit, const std::vector<PgOutputMessage>& changes) {
+    Status s = proc_->Process(BeginMessage{commit, 0, 1});
+    if (!s.ok()) return s;
+    for (const auto& c : changes)
+      if (s = proc_->Process(c); !s.ok()) return s;
+    return proc_->Process(CommitMessage{0, commit, commit + 8, 0});
+  }
+  InsertMessage Item(const char* id, const char* product) {
+    return InsertMessage{1, {{T(id), T(product), T("1.00")}}};
+  }
+
+  FakeSource source_;
+  RecordingEjector ejector_;
+  ScriptedPoller poller_;
+  std::unique_ptr<ChangeProcessor> proc_;
+  std::shared_ptr<sqlmap::QueryTemplate> items_of_cat_, item_by_id_;
+};
+
+TEST_F(Processor, ConfirmableMovesToEndLsnOnlyAfterEjection) {
+  source_.AddPage("/item/A", {Inst(item_by_id_, {"A"})});
+  EXPECT_EQ(proc_->ConfirmableLsn(), 0u);
+  ASSERT_TRUE(Txn(100, {Item("A", "P")}).ok());
+  EXPECT_TRUE(ejector_.Ejected("/item/A"));
+  EXPECT_EQ(proc_->ConfirmableLsn(), 108u);
+  EXPECT_EQ(source_.AppliedLsn(), 108u);
+}
+
+TEST_F(Processor, FailedEjectionDoesNotAdvanceAndIsRetryable) {
+  source_.AddPage("/item/A", {Inst(item_by_id_, {"A"})});
+  ejector_.FailNext(3);
+  Status s = Txn(100, {Item("A", "P")});
+  EXPECT_TRUE(s.IsTryAgain()) << s.ToString();
+  EXPECT_EQ(proc_->ConfirmableLsn(), 0u);
+  EXPECT_EQ(source_.AppliedLsn(), 0u);
+  EXPECT_TRUE(source_.HasKey("/item/A"));
+  // Replayed after the reconnect: now it goes through.
+  proc_->ResetStream();
+  Feed(RelationMessage{
+      1,
+      "public",
+      "item",
+      'f',
+      {{true, "itemid", 25, -1}, {true, "productid", 25, -1}, {true, "price", 1700, -1}}});
+  ASSERT_TRUE(Txn(100, {Item("A", "P")}).ok());
+  EXPECT_TRUE(ejector_.Ejected("/item/A"));
+  EXPECT_EQ(proc_->ConfirmableLsn(), 108u);
+}
+
+TEST_F(Processor, ReplayedTransactionIsSkipped) {
+  ASSERT_TRUE(Txn(100, {}).ok());
+  source_.AddPage("/item/A", {Inst(item_by_id_, {"A"})});
+  ASSERT_TRUE(Txn(100, {Item("A", "P")}).ok());
+  EXPECT_FALSE(ejector_.Ejected("/item/A")) << "end_lsn <= applied: already done before";
+  EXPECT_EQ(proc_->Metrics().replayed_transactions, 1u);
+}
+
+TEST_F(Processor, PollGuardEjectsWhenALaterCommitBeforeThePollTouchesTheJoin) {
+  source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
+  ASSERT_TRUE(Txn(50, {}).ok());   // confirmable = 58
+  poller_.answer = {false, 1000};  // "no partner", as of WAL position 1000
+  ASSERT_TRUE(Txn(100, {Item("X", "P")}).ok());
+  ASSERT_EQ(poller_.queries.size(), 1u);
+  EXPECT_NE(poller_.queries[0].sql.find("\"public\".\"product\""), std::string::npos)
+      << poller_.queries[0].sql;
+  EXPECT_FALSE(ejector_.Ejected("/items/FISH"));
+  EXPECT_EQ(proc_->ConfirmableLsn(), 58u) << "a provisional answer holds the position back";
+  // A commit that the poll already saw changes the partner table.
+  ASSERT_TRUE(Txn(200, {UpdateMessage{
+                           2, 'O', {{T("Q"), T("DOGS"), T("a")}}, {{T("Q"), T("DOGS"), T("b")}}}})
+                  .ok());
+  EXPECT_TRUE(ejector_.Ejected("/items/FISH"));
+  EXPECT_EQ(proc_->Metrics().poll_guard_ejections, 1u);
+  proc_->OnWalEnd(1000);
+  EXPECT_EQ(proc_->ConfirmableLsn(), 208u);
+}
+
+TEST_F(Processor, PollGuardResolvesWithoutEjectingWhenNothingTouchesTheJoin) {
+  source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
+  source_.AddPage("/item/Z", {Inst(item_by_id_, {"Z"})});
+  poller_.answer = {false, 150};
+  ASSERT_TRUE(Txn(100, {Item("X", "P")}).ok());
+  EXPECT_EQ(proc_->ConfirmableLsn(), 0u);
+  ASSERT_TRUE(Txn(300, {}).ok());  // past the poll's position: guard resolved
+  EXPECT_FALSE(ejector_.Ejected("/items/FISH"));
+  EXPECT_EQ(proc_->ConfirmableLsn(), 308u);
+}
+
+TEST_F(Processor, PollFailureEjectsConservatively) {
+  source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
+  poller_.fail = true;
+  ASSERT_TRUE(Txn(100, {Item("X", "P")}).ok());
+  EXPECT_TRUE(ejector_.Ejected("/items/FISH"));
+  EXPECT_EQ(proc_->Metrics().poll_errors, 1u);
+}
+
+TEST_F(Processor, ChangeToAnUnknownRelationEjectsEverything) {
+  source_.AddPage("/item/A", {Inst(item_by_id_, {"A"})});
+  ASSERT_TRUE(Txn(100, {InsertMessage{99, {{T("x")}}}}).ok());
+  EXPECT_EQ(ejector_.eject_all_count(), 1);
+  EXPECT_EQ(source_.clears(), 1);
+  EXPECT_EQ(proc_->ConfirmableLsn(), 108u);
+}
+
+TEST_F(Processor, TruncateEjectsEveryInstanceOnTheTable) {
+  source_.AddPage("/item/A", {Inst(item_by_id_, {"A"})});
+  source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
+  ASSERT_TRUE(Txn(100, {TruncateMessage{0, {1}}}).ok());
+  EXPECT_TRUE(ejector_.Ejected("/item/A"));
+  EXPECT_TRUE(ejector_.Ejected("/items/FISH"));
+  EXPECT_EQ(poller_.queries.size(), 0u);
+}
+
+TEST_F(Processor, KeyOnlyOldRowFallsBackToEveryInstanceOnTheTable) {
+  Feed(RelationMessage{3, "public", "cat", 'd', {{true, "id", 25, -1}, {false, "name", 25, -1}}});
+  auto by_name = Single("public.cat", Cmp("name", CompareOp::kEq, 0), {"id", "name"});
+  source_.AddPage("/cat/Fish", {Inst(by_name, {"Fish"})});
+  source_.AddPage("/cat/Dogs", {Inst(by_name, {"Dogs"})});
+  // DELETE with only the key: the old name is unknown, both pages might have shown the row.
+  ASSERT_TRUE(Txn(100, {DeleteMessage{3, 'K', {{T("1"), {ColumnValue::Kind::kNull, ""}}}}}).ok());
+  EXPECT_TRUE(ejector_.Ejected("/cat/Fish"));
+  EXPECT_TRUE(ejector_.Ejected("/cat/Dogs"));
+}
+
+TEST_F(Processor, RowChangeOutsideATransactionIsCorruption) {
+  EXPECT_EQ(proc_->Process(Item("A", "P")).code(), Status::Code::kCorruption);
+  EXPECT_EQ(proc_->Process(CommitMessage{0, 1, 2, 0}).code(), Status::Code::kCorruption);
+}
+
+}  // namespace
+}  // namespace cacheportal::invalidator
