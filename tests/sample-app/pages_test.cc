@@ -7,7 +7,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "common/traceparent.h"
 #include "store_fixture.h"
@@ -242,6 +244,26 @@ TEST_F(StorePages, EveryStatementCarriesTheRequestTraceparent) {
     for (const auto& sql : stmts) EXPECT_EQ(RequestIdFromSql(sql), id) << sql;
     EXPECT_EQ(Scalar("SELECT count(*) FROM access_log WHERE trace_id = '" + *id + "'"), "1");
   }
+}
+
+TEST_F(StorePages, ConcurrentClientsShareThePool) {
+  // 8 clients against 2 worker threads and a pool of 4: every request is
+  // answered, correctly, and logged once.
+  constexpr int kClients = 8, kEach = 15;
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int c = 0; c < kClients; ++c)
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kEach; ++i) {
+        std::string id = "EST-" + std::to_string(1 + (c * kEach + i) % 28);
+        auto r = Get(port(), "/item/" + id);
+        if (r.status == 200 && Has(r.body, "<h1>" + id + "</h1>")) ++ok;
+      }
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), kClients * kEach);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM access_log WHERE status = 200"),
+            std::to_string(kClients * kEach));
 }
 
 TEST_F(StorePages, PooledConnectionsKilledByTheServerAreReplaced) {
