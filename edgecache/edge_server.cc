@@ -279,6 +279,8 @@ class EdgeServer::Impl {
   OutcomeCounters<EsiOutcome, 4> esi_out_;
   OutcomeCounters<StoreOutcome, 13> store_out_;
 
+  std::atomic<size_t> connections_{0};
+
   // Last: destroyed first, so no coroutine outlives the state above.
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<tcp::acceptor> acceptor_, admin_acceptor_;
@@ -431,6 +433,16 @@ std::string RawError(int status, std::string_view reason) {
 awaitable<void> EdgeServer::Impl::Session(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   boost::system::error_code ec;
+  struct ConnectionSlot {
+    std::atomic<size_t>& n;
+    ~ConnectionSlot() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } slot{connections_};
+  if (connections_.fetch_add(1, std::memory_order_relaxed) >= deps_.max_client_connections) {
+    stream.expires_after(std::chrono::seconds(1));
+    co_await WriteRaw(stream, RawError(503, "Service Unavailable"));
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  }
   std::string client;
   if (auto ep = stream.socket().remote_endpoint(ec); !ec) client = ep.address().to_string();
   stream.socket().set_option(tcp::no_delay(true), ec);
@@ -1422,6 +1434,7 @@ EdgeMetrics EdgeServer::Impl::Metrics() const {
   m.not_modified = ld(not_modified_);
   m.origin_requests = ld(origin_requests_);
   m.coalesce_waiting = ld(waiting_);
+  m.open_connections = connections_.load(std::memory_order_relaxed);
   auto add = [&m](const char* stage, const auto& names, const auto& counters) {
     for (size_t i = 0; i < counters.v.size(); ++i)
       m.outcomes.emplace_back(std::string(stage) + "/" + names[i],

@@ -58,6 +58,9 @@ struct EdgeDeps {
   std::string session_cookie = "sid";
   // Idle keep-alive origin connections kept per worker thread.
   size_t origin_pool_per_thread = 64;
+  // Client connections open at once; beyond it new ones get a 503 and are
+  // closed, so a flood of idle or slow clients cannot exhaust descriptors.
+  size_t max_client_connections = 16384;
 };
 
 // A snapshot of the counters (also exported by GET /metrics and /stats).
@@ -67,6 +70,7 @@ struct EdgeMetrics {
   uint64_t rule_reloads_ok = 0, rule_reloads_failed = 0;
   uint64_t errors = 0, esi_errors = 0, not_modified = 0, origin_requests = 0;
   uint64_t coalesce_waiting = 0;  // gauge: requests waiting for another's fetch now
+  uint64_t open_connections = 0;  // gauge: client connections open now
   // "stage/outcome" → count, for every named outcome.
   std::vector<std::pair<std::string, uint64_t>> outcomes;
   uint64_t Outcome(const std::string& stage_outcome) const;

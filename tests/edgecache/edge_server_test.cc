@@ -7,6 +7,8 @@
 #include <future>
 #include <set>
 
+#include <boost/asio/ip/tcp.hpp>
+
 #include "common/traceparent.h"
 #include "tests/edgecache/test_http.h"
 
@@ -484,6 +486,19 @@ TEST(EdgeServer, OversizeHeadersGet431) {
   auto r = f.Get("/big", {{"X-Big", std::string(4096, 'a')}});
   EXPECT_EQ(r.status, 431);
   EXPECT_EQ(f.origin.Total(), 0);
+}
+
+TEST(EdgeServer, ConnectionsBeyondTheCapGet503) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); },
+                [](EdgeOptions&, EdgeDeps& d) { d.max_client_connections = 1; });
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket idle(ioc);
+  idle.connect({boost::asio::ip::make_address("127.0.0.1"), f.edge->port()});
+  ASSERT_TRUE(WaitUntil([&] { return f.edge->Metrics().open_connections == 1; }));
+  EXPECT_EQ(f.Get("/x").status, 503);
+  idle.close();
+  ASSERT_TRUE(WaitUntil([&] { return f.edge->Metrics().open_connections == 0; }));
+  EXPECT_EQ(f.Get("/x").status, 200);
 }
 
 TEST(EdgeServer, MalformedRequestGets400) {
