@@ -1,5 +1,7 @@
 #include "sample-app/form.h"
 
+#include <boost/json.hpp>
+
 #include "sample-app/http_types.h"
 
 namespace cacheportal::store {
@@ -150,6 +152,141 @@ FieldList ParseCookies(const std::vector<std::string_view>& header_values) {
     }
   }
   return out;
+}
+
+}  // namespace cacheportal::store
+
+namespace cacheportal::store {
+namespace {
+
+std::string_view TrimAll(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The value of parameter `name` in "type; a=b; name=\"v\"" (unquoted), if present.
+std::optional<std::string> HeaderParam(std::string_view header, std::string_view name) {
+  size_t pos = header.find(';');
+  while (pos != std::string_view::npos) {
+    std::string_view rest = header.substr(pos + 1);
+    size_t next = std::string_view::npos;
+    std::string_view item;
+    // A quoted value may contain ';'.
+    size_t eq = rest.find('=');
+    if (eq == std::string_view::npos) return std::nullopt;
+    std::string_view key = TrimAll(rest.substr(0, eq));
+    std::string_view after = rest.substr(eq + 1);
+    size_t lead = after.find_first_not_of(" \t");
+    if (lead == std::string_view::npos) return std::nullopt;
+    after = after.substr(lead);
+    std::string value;
+    if (!after.empty() && after.front() == '"') {
+      size_t i = 1;
+      for (; i < after.size() && after[i] != '"'; ++i) {
+        if (after[i] == '\\' && i + 1 < after.size()) ++i;
+        value.push_back(after[i]);
+      }
+      if (i >= after.size()) return std::nullopt;
+      size_t semi = after.find(';', i);
+      next = semi == std::string_view::npos ? std::string_view::npos
+                                            : (after.data() + semi) - header.data();
+    } else {
+      size_t semi = after.find(';');
+      item = TrimAll(after.substr(0, semi));
+      value = std::string(item);
+      next = semi == std::string_view::npos ? std::string_view::npos
+                                            : (after.data() + semi) - header.data();
+    }
+    if (EqualsIgnoreCase(key, name)) return value;
+    pos = next;
+  }
+  return std::nullopt;
+}
+
+Result<Fields> ParseMultipart(std::string_view content_type, std::string_view body) {
+  auto boundary = HeaderParam(content_type, "boundary");
+  if (!boundary || boundary->empty() || boundary->size() > 70)
+    return Status::InvalidArgument("multipart body without a valid boundary");
+  const std::string delim = "--" + *boundary;
+  // The first delimiter opens the body or follows a preamble line.
+  size_t pos;
+  if (body.substr(0, delim.size()) == delim) {
+    pos = delim.size();
+  } else {
+    size_t at = body.find("\r\n" + delim);
+    if (at == std::string_view::npos) return Status::InvalidArgument("multipart: no boundary line");
+    pos = at + 2 + delim.size();
+  }
+  FieldList fields;
+  const std::string next_delim = "\r\n" + delim;
+  for (;;) {
+    if (body.substr(pos, 2) == "--") return Fields(std::move(fields));  // closing delimiter
+    if (body.substr(pos, 2) != "\r\n")
+      return Status::InvalidArgument("multipart: bad boundary line");
+    pos += 2;
+    size_t head_end = body.find("\r\n\r\n", pos);
+    if (head_end == std::string_view::npos) return Status::InvalidArgument("multipart: truncated");
+    std::optional<std::string> name;
+    std::string_view headers = body.substr(pos, head_end - pos);
+    size_t line_start = 0;
+    while (line_start <= headers.size()) {
+      size_t eol = headers.find("\r\n", line_start);
+      if (eol == std::string_view::npos) eol = headers.size();
+      std::string_view line = headers.substr(line_start, eol - line_start);
+      line_start = eol + 2;
+      size_t colon = line.find(':');
+      if (colon == std::string_view::npos) {
+        if (line.empty()) continue;
+        return Status::InvalidArgument("multipart: malformed part header");
+      }
+      if (!EqualsIgnoreCase(TrimAll(line.substr(0, colon)), "Content-Disposition")) continue;
+      std::string_view value = TrimAll(line.substr(colon + 1));
+      std::string_view kind = TrimAll(value.substr(0, value.find(';')));
+      if (!EqualsIgnoreCase(kind, "form-data"))
+        return Status::InvalidArgument("multipart: part is not form-data");
+      name = HeaderParam(value, "name");
+    }
+    if (!name || name->empty()) return Status::InvalidArgument("multipart: part without a name");
+    size_t value_start = head_end + 4;
+    size_t value_end = body.find(next_delim, value_start);
+    if (value_end == std::string_view::npos) return Status::InvalidArgument("multipart: truncated");
+    std::string_view value = body.substr(value_start, value_end - value_start);
+    if (!IsValidUtf8(*name) || !IsValidUtf8(value))
+      return Status::InvalidArgument("multipart: field is not UTF-8 text");
+    fields.emplace_back(std::move(*name), std::string(value));
+    pos = value_end + next_delim.size();
+  }
+}
+
+Result<Fields> ParseJson(std::string_view body) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(body, ec);
+  if (ec) return Status::InvalidArgument("unparsable JSON body");
+  if (!v.is_object()) return Status::InvalidArgument("JSON body is not an object");
+  FieldList fields;
+  for (const auto& member : v.as_object()) {
+    std::string value = member.value().is_string() ? std::string(member.value().as_string())
+                                                   : boost::json::serialize(member.value());
+    std::string key(member.key());
+    if (!IsValidUtf8(key) || !IsValidUtf8(value))
+      return Status::InvalidArgument("JSON field is not text");
+    fields.emplace_back(std::move(key), std::move(value));
+  }
+  return Fields(std::move(fields));
+}
+
+}  // namespace
+
+Result<Fields> ParseFormBody(std::string_view content_type, std::string_view body) {
+  if (body.empty()) return Fields();
+  std::string_view type = TrimAll(content_type.substr(0, content_type.find(';')));
+  if (EqualsIgnoreCase(type, "application/x-www-form-urlencoded")) return ParseUrlEncoded(body);
+  if (EqualsIgnoreCase(type, "multipart/form-data")) return ParseMultipart(content_type, body);
+  if (EqualsIgnoreCase(type, "application/json") ||
+      (type.size() > 5 && EqualsIgnoreCase(type.substr(type.size() - 5), "+json")))
+    return ParseJson(body);
+  return Status::InvalidArgument("unsupported form Content-Type");
 }
 
 }  // namespace cacheportal::store

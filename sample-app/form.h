@@ -32,6 +32,20 @@ class Fields {
 // UTF-8 or a NUL byte. An empty string gives no fields.
 Result<Fields> ParseUrlEncoded(std::string_view text);
 
+// A POST body by its Content-Type, with the same field semantics as the
+// differentiator's `body:` keys (docs/rules.md), so that requests the edge
+// keys alike get the same page:
+//  * application/x-www-form-urlencoded (as ParseUrlEncoded);
+//  * multipart/form-data: `boundary` required, CRLF delimiters, the field
+//    name from Content-Disposition: form-data; name="…", the part body
+//    verbatim, closing delimiter required;
+//  * application/json or */*+json: an object whose top-level members are
+//    the fields (strings by value, other values as compact JSON; a repeated
+//    member counts once, with its last value).
+// An empty body gives no fields whatever the type. InvalidArgument for
+// another type, malformed syntax, invalid UTF-8 or a NUL byte.
+Result<Fields> ParseFormBody(std::string_view content_type, std::string_view body);
+
 // Strict percent-decoding ('+' is a space when `plus_is_space`).
 std::optional<std::string> DecodeComponent(std::string_view text, bool plus_is_space);
 

@@ -405,14 +405,7 @@ class Request {
 
   Result<Fields> Query() const { return ParseUrlEncoded(query_text_); }
 
-  Result<Fields> Form() const {
-    std::string_view ct = req_.Header("Content-Type");
-    std::string_view type = ct.substr(0, ct.find(';'));
-    while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
-    if (!req_.body.empty() && !EqualsIgnoreCase(type, "application/x-www-form-urlencoded"))
-      return Status::InvalidArgument("expected an application/x-www-form-urlencoded form");
-    return ParseUrlEncoded(req_.body);
-  }
+  Result<Fields> Form() const { return ParseFormBody(req_.Header("Content-Type"), req_.body); }
 
   HttpResponse Route() {
     const std::string& m = req_.method;

@@ -28,6 +28,39 @@ TEST(StoreForm, RejectsBadEscapesInvalidUtf8AndNul) {
     EXPECT_FALSE(ParseUrlEncoded(bad).ok()) << bad;
 }
 
+TEST(StoreForm, BodiesByContentType) {
+  auto u = ParseFormBody("application/x-www-form-urlencoded; charset=utf-8", "q=a+b");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->Get("q"), "a b");
+  auto j = ParseFormBody("application/json", R"({"q":"x","n":5,"b":true,"o":{"k":[1]},"q":"y"})");
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_EQ(j->Get("q"), "y");  // the last of a repeated member
+  EXPECT_EQ(j->Get("n"), "5");
+  EXPECT_EQ(j->Get("b"), "true");
+  EXPECT_EQ(j->Get("o"), R"({"k":[1]})");
+  EXPECT_TRUE(ParseFormBody("application/vnd.api+json", R"({"q":"x"})").ok());
+  auto m =
+      ParseFormBody("multipart/form-data; boundary=b",
+                    "--b\r\ncontent-disposition: form-data; name=q\r\n\r\nline1\r\nline2\r\n"
+                    "--b\r\nContent-Disposition: form-data; filename=\"a;b\"; name=\"f\"\r\n\r\n"
+                    "\r\n--b--");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->Get("q"), "line1\r\nline2");
+  EXPECT_EQ(m->Get("f"), "");
+  EXPECT_TRUE(ParseFormBody("text/plain", "").ok());  // empty: no fields
+  EXPECT_FALSE(ParseFormBody("", "q=1").ok());
+  EXPECT_FALSE(ParseFormBody("text/plain", "q=1").ok());
+  EXPECT_FALSE(ParseFormBody("application/json", "{").ok());
+  EXPECT_FALSE(ParseFormBody("application/json", "[]").ok());
+  EXPECT_FALSE(ParseFormBody("application/json", R"({"q":"a\u0000b"})").ok());
+  for (const char* bad : {"--b\r\n\r\nno name\r\n--b--",  // no disposition
+                          "--b\r\nContent-Disposition: attachment; name=q\r\n\r\nv\r\n--b--",
+                          "--b\r\nContent-Disposition: form-data; name=q\r\n\r\nv",  // unterminated
+                          "--c\r\nContent-Disposition: form-data; name=q\r\n\r\nv\r\n--c--"})
+    EXPECT_FALSE(ParseFormBody("multipart/form-data; boundary=b", bad).ok()) << bad;
+  EXPECT_FALSE(ParseFormBody("multipart/form-data", "--b\r\n").ok());  // no boundary parameter
+}
+
 TEST(StoreForm, Utf8Validation) {
   EXPECT_TRUE(IsValidUtf8("plain"));
   EXPECT_TRUE(IsValidUtf8("エンゼルフィッシュ ¥ 😀"));
