@@ -324,8 +324,136 @@ struct TemplateRec {
   uint64_t refs = 0;  // instances using it
 };
 
+// (table, column, canonical value) → instance ids, keyed by a 64-bit hash of
+// the triple: open addressing with linear probing, so a lookup touches one
+// cache line whatever the map size. A hash collision can only add
+// candidates (the invalidator evaluates each instance's predicate), never
+// hide one. Most keys hold one instance, kept inline; more spill to a set.
+class EqIndex {
+ public:
+  static uint64_t Key(std::string_view table, std::string_view column, std::string_view value) {
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&h](std::string_view s) {
+      for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ull;
+      }
+      h ^= 0xff;  // separator
+      h *= 1099511628211ull;
+    };
+    mix(table);
+    mix(column);
+    mix(value);
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return h == 0 ? 1 : h;
+  }
+
+  EqIndex() { slots_.resize(1024); }
+
+  void Insert(uint64_t key, InstanceId id) {
+    if ((used_ + 1) * 2 > slots_.size()) Grow();
+    size_t i = Find(key);
+    Slot& s = slots_[i];
+    if (s.key == 0) {
+      s.key = key;
+      s.one = id;
+      ++used_;
+    } else if (!s.many) {
+      if (s.one == id) return;
+      s.many = std::make_unique<std::unordered_set<InstanceId>>();
+      s.many->insert(s.one);
+      s.many->insert(id);
+    } else {
+      s.many->insert(id);
+    }
+  }
+
+  void Erase(uint64_t key, InstanceId id) {
+    size_t i = Find(key);
+    Slot& s = slots_[i];
+    if (s.key == 0) return;
+    if (s.many) {
+      s.many->erase(id);
+      if (s.many->size() > 1) return;
+      if (s.many->size() == 1) {
+        s.one = *s.many->begin();
+        s.many.reset();
+        return;
+      }
+      s.many.reset();
+    } else if (s.one != id) {
+      return;
+    }
+    // Backward-shift deletion keeps probe sequences intact without tombstones.
+    size_t mask = slots_.size() - 1;
+    size_t hole = i;
+    size_t j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (slots_[j].key == 0) break;
+      size_t home = slots_[j].key & mask;
+      bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+      if (movable) {
+        slots_[hole] = std::move(slots_[j]);
+        hole = j;
+      }
+    }
+    slots_[hole] = Slot{};
+    --used_;
+  }
+
+  template <typename F>
+  void ForEach(uint64_t key, F&& f) const {
+    const Slot& s = slots_[Find(key)];
+    if (s.key == 0) return;
+    if (s.many) {
+      for (auto id : *s.many) f(id);
+    } else {
+      f(s.one);
+    }
+  }
+
+  void Clear() {
+    slots_.clear();
+    slots_.resize(1024);
+    used_ = 0;
+  }
+
+ private:
+  struct Slot {
+    uint64_t key = 0;  // 0 = empty
+    InstanceId one = 0;
+    std::unique_ptr<std::unordered_set<InstanceId>> many;
+  };
+
+  size_t Find(uint64_t key) const {
+    size_t mask = slots_.size() - 1;
+    size_t i = key & mask;
+    while (slots_[i].key != 0 && slots_[i].key != key) i = (i + 1) & mask;
+    return i;
+  }
+
+  void Grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.clear();
+    slots_.resize(old.size() * 2);
+    size_t mask = slots_.size() - 1;
+    for (auto& s : old) {
+      if (s.key == 0) continue;
+      size_t i = s.key & mask;
+      while (slots_[i].key != 0) i = (i + 1) & mask;
+      slots_[i] = std::move(s);
+    }
+  }
+
+  std::vector<Slot> slots_;
+  size_t used_ = 0;
+};
+
 struct TableIndex {
-  StrMap<StrMap<std::unordered_set<InstanceId>>> by_column;  // column → value → ids
+  StrMap<uint64_t> column_entries;  // indexed column → number of index entries on it
   std::unordered_set<InstanceId> unindexed;
   std::unordered_map<InstanceId, uint32_t> readers;  // id → number of entries on this table
 };
@@ -409,6 +537,7 @@ class RocksSqlMap final : public SqlMap {
   std::unordered_map<InstanceId, InstanceRec> instances_;
   std::unordered_map<uint64_t, TemplateRec> templates_;
   StrMap<TableIndex> tables_;
+  EqIndex eq_;
   StrMap<StrSet> parents_;  // child → pages including it
   uint64_t index_entries_ = 0;
   uint64_t unindexed_entries_ = 0;
@@ -528,7 +657,8 @@ Status RocksSqlMap::Load() {
         continue;
       }
       TableIndex& ti = tables_[e.table];
-      ti.by_column[e.column][e.value].insert(id);
+      ti.column_entries[e.column]++;
+      eq_.Insert(EqIndex::Key(e.table, e.column, e.value), id);
       ti.readers[id]++;
       rec->second.entries.push_back(std::move(e));
       ++index_entries_;
@@ -753,7 +883,8 @@ void RocksSqlMap::AddInstanceToMirror(InstanceId id, std::shared_ptr<const Query
       ti.unindexed.insert(id);
       ++unindexed_entries_;
     } else {
-      ti.by_column[e.column][e.value].insert(id);
+      ti.column_entries[e.column]++;
+      eq_.Insert(EqIndex::Key(e.table, e.column, e.value), id);
       ++index_entries_;
     }
     ti.readers[id]++;
@@ -773,19 +904,15 @@ void RocksSqlMap::RemoveInstanceFromMirror(InstanceId id) {
     if (e.unindexed) {
       if (ti.unindexed.erase(id)) --unindexed_entries_;
     } else {
-      auto col = ti.by_column.find(e.column);
-      if (col != ti.by_column.end()) {
-        auto val = col->second.find(e.value);
-        if (val != col->second.end()) {
-          if (val->second.erase(id)) --index_entries_;
-          if (val->second.empty()) col->second.erase(val);
-        }
-        if (col->second.empty()) ti.by_column.erase(col);
-      }
+      eq_.Erase(EqIndex::Key(e.table, e.column, e.value), id);
+      --index_entries_;
+      auto col = ti.column_entries.find(e.column);
+      if (col != ti.column_entries.end() && --col->second == 0) ti.column_entries.erase(col);
     }
     auto r = ti.readers.find(id);
     if (r != ti.readers.end() && --r->second == 0) ti.readers.erase(r);
-    if (ti.readers.empty() && ti.unindexed.empty() && ti.by_column.empty()) tables_.erase(ti_it);
+    if (ti.readers.empty() && ti.unindexed.empty() && ti.column_entries.empty())
+      tables_.erase(ti_it);
   }
   uint64_t shape = it->second.inst->tmpl->shape_id;
   auto t = templates_.find(shape);
@@ -842,6 +969,7 @@ Status RocksSqlMap::Clear() {
   instances_.clear();
   templates_.clear();
   tables_.clear();
+  eq_.Clear();
   parents_.clear();
   index_entries_ = 0;
   unindexed_entries_ = 0;
@@ -851,18 +979,26 @@ Status RocksSqlMap::Clear() {
 void RocksSqlMap::CandidatesByValue(std::string_view table, std::string_view column,
                                     std::string_view value, std::vector<InstanceId>* out) const {
   std::optional<std::string> canon = CanonicalIndexValue(value);
-  std::shared_lock lock(mu_);
-  auto ti = tables_.find(table);
-  if (ti == tables_.end()) return;
-  auto col = ti->second.by_column.find(column);
-  if (col == ti->second.by_column.end()) return;
-  if (!canon) {
-    for (const auto& [v, ids] : col->second) out->insert(out->end(), ids.begin(), ids.end());
+  if (canon) {
+    uint64_t key = EqIndex::Key(table, column, *canon);
+    std::shared_lock lock(mu_);
+    eq_.ForEach(key, [out](InstanceId id) { out->push_back(id); });
     return;
   }
-  auto val = col->second.find(*canon);
-  if (val == col->second.end()) return;
-  out->insert(out->end(), val->second.begin(), val->second.end());
+  // Not indexable: every instance indexed on (table, column) may match.
+  std::shared_lock lock(mu_);
+  auto ti = tables_.find(table);
+  if (ti == tables_.end() || !ti->second.column_entries.count(column)) return;
+  for (const auto& [id, n] : ti->second.readers) {
+    auto rec = instances_.find(id);
+    if (rec == instances_.end()) continue;
+    for (const auto& e : rec->second.entries) {
+      if (!e.unindexed && e.table == table && e.column == column) {
+        out->push_back(id);
+        break;
+      }
+    }
+  }
 }
 
 void RocksSqlMap::UnindexedInstances(std::string_view table, std::vector<InstanceId>* out) const {
@@ -923,7 +1059,7 @@ void RocksSqlMap::IndexedColumns(std::string_view table, std::vector<std::string
   std::shared_lock lock(mu_);
   auto ti = tables_.find(table);
   if (ti == tables_.end()) return;
-  for (const auto& [c, vals] : ti->second.by_column) out->push_back(c);
+  for (const auto& [c, n] : ti->second.column_entries) out->push_back(c);
 }
 
 void RocksSqlMap::ForEachPage(const std::function<void(const PageInfo&)>& f) const {
