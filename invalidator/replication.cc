@@ -91,6 +91,7 @@ struct Invalidator::Impl {
   std::unique_ptr<ChangeProcessor> processor;
 
   std::thread thread;
+  std::thread stats_thread;
   std::atomic<bool> stop{false};
   std::atomic<bool> kill{false};
   std::mutex sleep_mu;
@@ -98,7 +99,6 @@ struct Invalidator::Impl {
 
   // Stream state: stream thread only.
   pg::ConnPtr repl;
-  pg::ConnPtr stats_conn;
   Lsn server_wal_end = 0;
   Lsn catch_up_target = 0;
   bool caught_up = false;
@@ -113,9 +113,6 @@ struct Invalidator::Impl {
   int64_t lag_commit_unix_us = 0;  // commit time of the oldest unprocessed work, 0 = none
   Clock::time_point last_status{};
   Clock::time_point last_server_msg{};
-  Clock::time_point last_stats{};
-  uint64_t stats_changes = 0;
-  Clock::time_point stats_time = Clock::now();
 
   mutable std::mutex metrics_mu;
   InvalidatorMetrics extra;  // the fields the stream owns (connected, lag, …)
@@ -444,36 +441,42 @@ struct Invalidator::Impl {
     SetVouched(fresh);
   }
 
-  void RefreshStats() {
-    auto now = Clock::now();
-    if (now - last_stats < std::chrono::seconds(1)) return;
-    last_stats = now;
-    InvalidatorMetrics pm = processor->Metrics();
-    double dt = std::chrono::duration<double>(now - stats_time).count();
-    double rate = dt > 0 ? (pm.changes - stats_changes) / dt : 0;
-    stats_changes = pm.changes;
-    stats_time = now;
-    uint64_t retained = 0;
-    bool have_retained = false;
-    if (!stats_conn || PQstatus(stats_conn.get()) != CONNECTION_OK) {
-      auto c = pg::Connect(deps.conninfo);
-      if (c.ok()) stats_conn = std::move(c).value();
-    }
-    if (stats_conn) {
-      auto r = pg::Exec(stats_conn.get(),
-                        "SELECT coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint "
-                        "FROM pg_replication_slots WHERE slot_name = " +
-                            QuoteLiteral(deps.options.slot_name));
-      if (r.ok() && PQntuples(r->get()) == 1) {
-        retained = std::strtoull(PQgetvalue(r->get(), 0, 0), nullptr, 10);
-        have_retained = true;
-      } else if (!r.ok()) {
-        stats_conn.reset();
+  // Runs on its own thread so that a slow catalog query never delays ejections.
+  void StatsLoop() {
+    pg::ConnPtr conn;
+    uint64_t prev_changes = 0;
+    auto prev_time = Clock::now();
+    while (!stop && !kill) {
+      SleepFor(1.0);
+      if (stop || kill) break;
+      auto now = Clock::now();
+      InvalidatorMetrics pm = processor->Metrics();
+      double dt = std::chrono::duration<double>(now - prev_time).count();
+      double rate = dt > 0 ? (pm.changes - prev_changes) / dt : 0;
+      prev_changes = pm.changes;
+      prev_time = now;
+      uint64_t retained = 0;
+      bool have_retained = false;
+      if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+        auto c = pg::Connect(deps.conninfo);
+        if (c.ok()) conn = std::move(c).value();
       }
+      if (conn) {
+        auto r = pg::Exec(conn.get(),
+                          "SELECT coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint "
+                          "FROM pg_replication_slots WHERE slot_name = " +
+                              QuoteLiteral(deps.options.slot_name));
+        if (r.ok() && PQntuples(r->get()) == 1) {
+          retained = std::strtoull(PQgetvalue(r->get(), 0, 0), nullptr, 10);
+          have_retained = true;
+        } else if (!r.ok()) {
+          conn.reset();
+        }
+      }
+      std::lock_guard lock(metrics_mu);
+      extra.changes_per_second = rate;
+      if (have_retained) extra.slot_retained_wal_bytes = retained;
     }
-    std::lock_guard lock(metrics_mu);
-    extra.changes_per_second = rate;
-    if (have_retained) extra.slot_retained_wal_bytes = retained;
   }
 
   // Returns false when the stream must be reconnected.
@@ -571,7 +574,6 @@ struct Invalidator::Impl {
         return;
       }
       UpdateLag();
-      RefreshStats();
       pollfd pfd{PQsocket(repl.get()), POLLIN, 0};
       ::poll(&pfd, 1, 50);
       if (PQconsumeInput(repl.get()) == 0) {
@@ -631,6 +633,7 @@ Result<std::unique_ptr<Invalidator>> Invalidator::Start(InvalidatorDeps deps) {
   if (Status s = impl->Setup(); !s.ok()) return s;
   Impl* raw = impl.get();
   raw->thread = std::thread([raw] { raw->Run(); });
+  raw->stats_thread = std::thread([raw] { raw->StatsLoop(); });
   return std::unique_ptr<Invalidator>(new Invalidator(std::move(impl)));
 }
 
@@ -639,6 +642,7 @@ void Invalidator::Stop() {
   impl_->stop = true;
   impl_->sleep_cv.notify_all();
   impl_->thread.join();
+  impl_->stats_thread.join();
   impl_->SetVouched(false);
 }
 
@@ -647,6 +651,7 @@ void Invalidator::Kill() {
   impl_->kill = true;
   impl_->sleep_cv.notify_all();
   impl_->thread.join();
+  impl_->stats_thread.join();
 }
 
 InvalidatorMetrics Invalidator::GetMetrics() const {

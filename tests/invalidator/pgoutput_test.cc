@@ -283,3 +283,27 @@ TEST_F(RealStream, UnchangedExternalToastComesAsU) {
 
 }  // namespace
 }  // namespace cacheportal::invalidator
+
+namespace cacheportal::invalidator {
+namespace {
+
+TEST_F(RealStream, EnumColumnSendsATypeMessageFirst) {
+  Exec("CREATE TYPE mood AS ENUM ('sad', 'happy')");
+  Exec("CREATE TABLE m (id int PRIMARY KEY, feeling mood)");
+  Exec("ALTER PUBLICATION p_test ADD TABLE m");
+  Exec("INSERT INTO m VALUES (1, 'happy')");
+  auto ms = Drain();
+  auto types = All<TypeMessage>(ms);
+  ASSERT_EQ(types.size(), 1u);
+  EXPECT_EQ(types[0].name, "mood");
+  EXPECT_EQ(types[0].nspname, "public");
+  auto rels = All<RelationMessage>(ms);
+  ASSERT_FALSE(rels.empty());
+  EXPECT_EQ(rels.back().columns[1].type_oid, types[0].type_oid);
+  auto ins = All<InsertMessage>(ms);
+  ASSERT_EQ(ins.size(), 1u);
+  EXPECT_EQ(ins[0].new_tuple.columns[1].data, "happy");
+}
+
+}  // namespace
+}  // namespace cacheportal::invalidator
