@@ -173,10 +173,26 @@ Status ChangeProcessor::OnChange(RowChange change) {
     if (ev.impact == Impact::kAffected) {
       txn_.affected.insert(id);
     } else if (ev.impact == Impact::kJoinCheck) {
-      PendingJoin pj{id, inst, change.rel, std::move(ev.join_tables), {}};
+      // Bound what a huge transaction can make us hold: past these limits the
+      // instance is ejected rather than polled.
+      constexpr size_t kMaxPendingJoins = 10000;
+      constexpr size_t kMaxRowsPerJoin = 64;
+      if (txn_.joins.size() >= kMaxPendingJoins) {
+        txn_.affected.insert(id);
+        continue;
+      }
+      auto [it, fresh] = txn_.join_index.try_emplace(id, txn_.joins.size());
+      if (fresh) txn_.joins.push_back(PendingJoin{id, inst, change.rel, {}, {}});
+      PendingJoin& pj = txn_.joins[it->second];
+      if (pj.rel != change.rel || pj.rows.size() + 2 > kMaxRowsPerJoin) {
+        txn_.affected.insert(id);  // SettleJoins skips instances already affected
+        continue;
+      }
+      for (int t : ev.join_tables)
+        if (std::find(pj.tables.begin(), pj.tables.end(), t) == pj.tables.end())
+          pj.tables.push_back(t);
       if (change.old_row) pj.rows.push_back(*change.old_row);
       if (change.new_row) pj.rows.push_back(*change.new_row);
-      txn_.joins.push_back(std::move(pj));
     }
   }
   Count(&InvalidatorMetrics::candidates_evaluated, evaluated);

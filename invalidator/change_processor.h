@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -95,6 +96,7 @@ class ChangeProcessor {
     std::unordered_set<InstanceId> affected;
     std::unordered_set<std::string> tables;
     std::vector<PendingJoin> joins;
+    std::unordered_map<InstanceId, size_t> join_index;  // instance → its entry in `joins`
     bool eject_all = false;
     std::string eject_all_reason;
     uint64_t changes = 0;

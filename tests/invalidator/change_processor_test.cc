@@ -140,6 +140,15 @@ TEST_F(Processor, PollGuardResolvesWithoutEjectingWhenNothingTouchesTheJoin) {
   EXPECT_EQ(proc_->ConfirmableLsn(), 308u);
 }
 
+TEST_F(Processor, RowsOfOneTransactionShareOnePollPerInstance) {
+  source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
+  poller_.answer = {false, 0};
+  ASSERT_TRUE(Txn(100, {Item("X", "P1"), Item("Y", "P2"), Item("Z", "P3")}).ok());
+  ASSERT_EQ(poller_.queries.size(), 1u);
+  EXPECT_EQ(poller_.queries[0].params.size(), 4u);  // the category + one productid per row
+  EXPECT_FALSE(ejector_.Ejected("/items/FISH"));
+}
+
 TEST_F(Processor, PollFailureEjectsConservatively) {
   source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
   poller_.fail = true;
