@@ -27,6 +27,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -206,7 +207,10 @@ class EdgeServer::Impl {
                                                   Fill* fill, std::vector<std::string>* children,
                                                   bool* esi, bool* storable);
   awaitable<UpstreamResult> OriginFetch(http::request<http::string_body>& req, bool head);
-  void StoreStage(const std::string& key, const Fetched& f, Fill& fill, bool* stored);
+  void StoreStage(const std::string& key, const Fetched& f, Fill& fill, RegisterVerdict verdict,
+                  bool* stored);
+  // `page` must outlive the call (the caller's frame does).
+  awaitable<RegisterVerdict> RegistrarComplete(const PageRegistration& page);
   void ReleaseFill(const std::string& key, const std::shared_ptr<Fill>& fill,
                    std::shared_ptr<const CachedObject> result);
 
@@ -223,13 +227,17 @@ class EdgeServer::Impl {
   std::string SessionOf(const RequestCtx& c) const;
   bool ReadYourWritesActive(const RequestCtx& c);
   void MarkWrite(const RequestCtx& c);
+  // Registrar calls may block (the map is durable), so they run on their own
+  // small pool, never on an I/O worker.
   void RegistrarAbandon(const std::string& rid) {
-    if (!deps_.registrar) return;
-    try {
-      deps_.registrar->Abandon(rid);
-    } catch (...) {
-      errors_.fetch_add(1);
-    }
+    if (!deps_.registrar || !registrar_pool_) return;
+    asio::post(*registrar_pool_, [this, rid] {
+      try {
+        deps_.registrar->Abandon(rid);
+      } catch (...) {
+        errors_.fetch_add(1);
+      }
+    });
   }
   void EjectLocked(const std::string& key, std::unordered_set<std::string>& seen);
   std::string AdminHandle(const http::request<http::string_body>& req, http::status* status,
@@ -280,6 +288,7 @@ class EdgeServer::Impl {
   OutcomeCounters<StoreOutcome, 13> store_out_;
 
   std::atomic<size_t> connections_{0};
+  std::unique_ptr<asio::thread_pool> registrar_pool_;  // only with a registrar
 
   // Last: destroyed first, so no coroutine outlives the state above.
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -293,6 +302,7 @@ Status EdgeServer::Impl::Init() {
   if (!deps_.rules && !deps_.rules_provider)
     return Status::InvalidArgument("edge: no rules (EdgeDeps.rules or rules_provider)");
   int threads = std::max(1, opt_.threads);
+  if (deps_.registrar) registrar_pool_ = std::make_unique<asio::thread_pool>(2);
   for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>());
   auto& ioc0 = workers_[0]->ioc;
   boost::system::error_code ec;
@@ -365,6 +375,9 @@ void EdgeServer::Impl::Stop() {
   }
   for (auto& w : workers_)
     if (w->thread.joinable()) w->thread.join();
+  // Drains registrar calls in flight; their continuations land in the stopped
+  // workers and are destroyed with them.
+  if (registrar_pool_) registrar_pool_->join();
 }
 
 awaitable<void> EdgeServer::Impl::Accept(tcp::acceptor& acceptor, bool admin) {
@@ -439,7 +452,10 @@ awaitable<void> EdgeServer::Impl::Session(tcp::socket socket) {
   } slot{connections_};
   if (connections_.fetch_add(1, std::memory_order_relaxed) >= deps_.max_client_connections) {
     stream.expires_after(std::chrono::seconds(1));
-    co_await WriteRaw(stream, RawError(503, "Service Unavailable"));
+    {
+      const std::string err = RawError(503, "Service Unavailable");
+      co_await WriteRaw(stream, err);
+    }
     errors_.fetch_add(1, std::memory_order_relaxed);
     co_return;
   }
@@ -460,13 +476,22 @@ awaitable<void> EdgeServer::Impl::Session(tcp::socket socket) {
       if (ec == http::error::header_limit ||
           ec == beast::error_code(http::error::buffer_overflow) ||
           (ec == http::error::buffer_overflow)) {
-        co_await WriteRaw(stream, RawError(431, "Request Header Fields Too Large"));
+        {
+          const std::string err = RawError(431, "Request Header Fields Too Large");
+          co_await WriteRaw(stream, err);
+        }
       } else if (ec == http::error::body_limit) {
-        co_await WriteRaw(stream, RawError(413, "Content Too Large"));
+        {
+          const std::string err = RawError(413, "Content Too Large");
+          co_await WriteRaw(stream, err);
+        }
       } else if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
                  ec != asio::error::eof && ec != asio::error::connection_reset &&
                  ec != asio::error::operation_aborted && ec != http::error::partial_message) {
-        co_await WriteRaw(stream, RawError(400, "Bad Request"));
+        {
+          const std::string err = RawError(400, "Bad Request");
+          co_await WriteRaw(stream, err);
+        }
       }
       stream.socket().shutdown(tcp::socket::shutdown_send, ec);
       co_return;
@@ -747,7 +772,14 @@ awaitable<Reply> EdgeServer::Impl::FillKey(RequestCtx& c, const std::string& key
     throw;
   }
   bool stored = false;
-  StoreStage(key, f, *fill, &stored);
+  RegisterVerdict verdict = RegisterVerdict::kStore;
+  if (deps_.registrar && f.fetch == FetchOutcome::kOk && f.storable == StoreOutcome::kStored) {
+    // A named local, not a temporary in the co_await expression (GCC 12
+    // mishandles the latter's lifetime).
+    PageRegistration page{f.request_id, key, f.children, fill->url};
+    verdict = co_await RegistrarComplete(page);
+  }
+  StoreStage(key, f, *fill, verdict, &stored);
   ReleaseFill(key, fill, stored ? f.object : nullptr);
   Reply r = MakeReply(f.object, "MISS");
   r.ok = f.fetch == FetchOutcome::kOk;
@@ -755,20 +787,27 @@ awaitable<Reply> EdgeServer::Impl::FillKey(RequestCtx& c, const std::string& key
   co_return r;
 }
 
+awaitable<RegisterVerdict> EdgeServer::Impl::RegistrarComplete(const PageRegistration& page) {
+  auto home = co_await asio::this_coro::executor;
+  co_await asio::post(*registrar_pool_, use_awaitable);
+  RegisterVerdict v = RegisterVerdict::kMapError;
+  try {
+    v = deps_.registrar->Complete(page);
+  } catch (...) {
+    errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+  co_await asio::post(home, use_awaitable);
+  co_return v;
+}
+
 void EdgeServer::Impl::StoreStage(const std::string& key, const Fetched& f, Fill& fill,
-                                  bool* stored) {
+                                  RegisterVerdict v, bool* stored) {
   *stored = false;
   StoreOutcome out = f.storable;
   if (f.fetch != FetchOutcome::kOk) out = StoreOutcome::kFetchFailed;
   if (out == StoreOutcome::kStored) {
     bool vouched_by_registrar = false;
     if (deps_.registrar) {
-      RegisterVerdict v = RegisterVerdict::kMapError;
-      try {
-        v = deps_.registrar->Complete(PageRegistration{f.request_id, key, f.children, fill.url});
-      } catch (...) {
-        errors_.fetch_add(1, std::memory_order_relaxed);
-      }
       vouched_by_registrar = v == RegisterVerdict::kStore;
       if (v == RegisterVerdict::kTainted)
         out = StoreOutcome::kTainted;
@@ -1274,11 +1313,14 @@ awaitable<void> EdgeServer::Impl::AdminSession(tcp::socket socket) {
     stream.expires_after(idle_timeout_);
     co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
     if (ec) {
-      if (ec == http::error::header_limit)
-        co_await WriteRaw(stream, RawError(431, "Request Header Fields Too Large"));
-      else if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
-               ec != asio::error::eof && ec != asio::error::connection_reset)
-        co_await WriteRaw(stream, RawError(400, "Bad Request"));
+      if (ec == http::error::header_limit) {
+        const std::string err = RawError(431, "Request Header Fields Too Large");
+        co_await WriteRaw(stream, err);
+      } else if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+                 ec != asio::error::eof && ec != asio::error::connection_reset) {
+        const std::string err = RawError(400, "Bad Request");
+        co_await WriteRaw(stream, err);
+      }
       stream.socket().shutdown(tcp::socket::shutdown_send, ec);
       co_return;
     }

@@ -381,8 +381,12 @@ TEST(EdgeServer, RegistrarVerdictDecidesStorage) {
   // Passes are abandoned.
   reg.mu.unlock();
   f.Get("/pass/z");
+  // Abandon runs on the registrar pool, after the answer.
+  EXPECT_TRUE(WaitUntil([&] {
+    std::lock_guard l(reg.mu);
+    return reg.abandoned.size() == 1;
+  }));
   reg.mu.lock();
-  EXPECT_EQ(reg.abandoned.size(), 1u);
 }
 
 TEST(EdgeServer, WithoutRegistrarNothingIsStored) {
