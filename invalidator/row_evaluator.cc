@@ -174,18 +174,24 @@ struct Decimal {
 
 bool ParseDecimal(std::string_view s, Decimal* d) {
   s = Trim(s);
-  if (IEquals(s, "nan")) {
-    d->special = Decimal::Special::kNaN;
-    return true;
-  }
-  if (IEquals(s, "infinity") || IEquals(s, "+infinity") || IEquals(s, "inf") ||
-      IEquals(s, "+inf")) {
-    d->special = Decimal::Special::kPosInf;
-    return true;
-  }
-  if (IEquals(s, "-infinity") || IEquals(s, "-inf")) {
-    d->special = Decimal::Special::kNegInf;
-    return true;
+  // The special words all start with a letter after an optional sign; numbers
+  // skip the (case-insensitive, so slower) word checks.
+  size_t first = !s.empty() && (s[0] == '+' || s[0] == '-') ? 1 : 0;
+  if (first < s.size() && std::isalpha(static_cast<unsigned char>(s[first]))) {
+    if (IEquals(s, "nan")) {
+      d->special = Decimal::Special::kNaN;
+      return true;
+    }
+    if (IEquals(s, "infinity") || IEquals(s, "+infinity") || IEquals(s, "inf") ||
+        IEquals(s, "+inf")) {
+      d->special = Decimal::Special::kPosInf;
+      return true;
+    }
+    if (IEquals(s, "-infinity") || IEquals(s, "-inf")) {
+      d->special = Decimal::Special::kNegInf;
+      return true;
+    }
+    return false;
   }
   size_t i = 0;
   if (i < s.size() && (s[i] == '+' || s[i] == '-')) d->negative = s[i++] == '-';

@@ -15,10 +15,12 @@
 //     second for SECONDS, and the invalidator's histogram measures the
 //     Commit message's commit_time → Eject() returned.
 #include <time.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <random>
 #include <string>
@@ -31,6 +33,8 @@
 #include "invalidator/change_processor.h"
 #include "invalidator/pgoutput.h"
 #include "invalidator/replication.h"
+#include "invalidator/sqlmap_source.h"
+#include "sqlmap/sqlmap.h"
 #include "tests/invalidator/template_builders.h"
 
 using namespace cacheportal;               // NOLINT
@@ -151,17 +155,82 @@ int64_t NowMicros() {
       .count();
 }
 
-int Eval(size_t n, size_t changes, size_t per_txn) {
+// The real map, with RemoveKeys made a no-op so that every change keeps
+// finding the same candidates (map writes are not what this measures).
+class KeepPages : public DependencySource {
+ public:
+  explicit KeepPages(std::unique_ptr<DependencySource> inner) : in_(std::move(inner)) {}
+  void CandidatesByValue(std::string_view t, std::string_view c, std::string_view v,
+                         std::vector<InstanceId>* out) const override {
+    in_->CandidatesByValue(t, c, v, out);
+  }
+  void UnindexedInstances(std::string_view t, std::vector<InstanceId>* out) const override {
+    in_->UnindexedInstances(t, out);
+  }
+  void InstancesReading(std::string_view t, std::vector<InstanceId>* out) const override {
+    in_->InstancesReading(t, out);
+  }
+  bool IndexedColumns(std::string_view t, std::vector<std::string>* out) const override {
+    return in_->IndexedColumns(t, out);
+  }
+  std::shared_ptr<const sqlmap::QueryInstance> GetInstance(InstanceId id) const override {
+    return in_->GetInstance(id);
+  }
+  void KeysOfInstance(InstanceId id, std::vector<std::string>* out) const override {
+    in_->KeysOfInstance(id, out);
+  }
+  void ParentsOf(std::string_view k, std::vector<std::string>* out) const override {
+    in_->ParentsOf(k, out);
+  }
+  Status RemoveKeys(std::span<const std::string>) override { return Status::OK(); }
+  Status Clear() override { return Status::OK(); }
+  Status SetAppliedLsn(uint64_t lsn) override { return in_->SetAppliedLsn(lsn); }
+  uint64_t AppliedLsn() const override { return in_->AppliedLsn(); }
+  size_t TaintMatching(std::string_view,
+                       const std::function<bool(const sqlmap::QueryInstance&)>&) override {
+    return 0;
+  }
+  size_t TaintAll() override { return 0; }
+
+ private:
+  std::unique_ptr<DependencySource> in_;
+};
+
+int Eval(size_t n, size_t changes, size_t per_txn, bool real_map) {
   Templates t;
-  BenchSource src;
+  BenchSource lean;
+  std::unique_ptr<sqlmap::SqlMap> map;
+  std::unique_ptr<DependencySource> wrapped;
+  DependencySource* src = &lean;
   size_t items = 0, products = 0;
   auto t0 = std::chrono::steady_clock::now();
-  Populate(&src, t, n, &items, &products);
+  std::string dir;
+  if (real_map) {
+    dir = "/tmp/cp-inval-bench-map-" + std::to_string(::getpid());
+    sqlmap::MapOptions mo;
+    mo.path = dir;
+    if (Status s = sqlmap::SqlMap::Open(mo, &map); !s.ok()) {
+      std::fprintf(stderr, "%s\n", s.ToString().c_str());
+      return 1;
+    }
+    Populate(&lean, t, n, &items, &products);  // same instances, then copied into the map
+    for (size_t i = 0; i < lean.size(); ++i) {
+      std::vector<sqlmap::QueryInstance> inst = {*lean.GetInstance(i)};
+      if (Status s = map->PutPage("/p/" + std::to_string(i), inst, {}, "/p"); !s.ok()) {
+        std::fprintf(stderr, "%s\n", s.ToString().c_str());
+        return 1;
+      }
+    }
+    wrapped = std::make_unique<KeepPages>(MakeSqlMapSource(map.get()));
+    src = wrapped.get();
+  } else {
+    Populate(&lean, t, n, &items, &products);
+  }
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   CountingEjector ej;
   ProcessorOptions po;
   po.poll_joins = false;
-  ChangeProcessor proc(&src, &ej, nullptr, po);
+  ChangeProcessor proc(src, &ej, nullptr, po);
 
   // Pre-encode the stream so that the timed loop is decode + process only.
   RelationMessage rel{16400,
@@ -213,11 +282,17 @@ int Eval(size_t n, size_t changes, size_t per_txn) {
   auto m = proc.Metrics();
   // CPU time is the one-core figure; wall time also counts other load on the machine.
   std::printf(
-      "eval instances=%zu changes=%zu per_txn=%zu load_s=%.2f cpu_s=%.3f wall_s=%.3f "
+      "%s instances=%zu changes=%zu per_txn=%zu load_s=%.2f cpu_s=%.3f wall_s=%.3f "
       "changes_per_cpu_s=%.0f changes_per_wall_s=%.0f candidates_per_change=%.2f "
       "ejected_keys=%llu\n",
-      src.size(), changes, per_txn, load_s, cpu, s, changes / cpu, changes / s,
-      m.CandidatesPerChange(), static_cast<unsigned long long>(m.ejected_keys));
+      real_map ? "eval-map" : "eval", lean.size(), changes, per_txn, load_s, cpu, s, changes / cpu,
+      changes / s, m.CandidatesPerChange(), static_cast<unsigned long long>(m.ejected_keys));
+  if (real_map) {
+    map.reset();
+    wrapped.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
   return 0;
 }
 
@@ -312,13 +387,19 @@ int main(int argc, char** argv) {
     size_t n = std::strtoull(argv[2], nullptr, 10);
     size_t changes = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 200000;
     size_t per_txn = argc > 4 ? std::strtoull(argv[4], nullptr, 10) : 1;
-    return Eval(n, changes, std::max<size_t>(1, per_txn));
+    return Eval(n, changes, std::max<size_t>(1, per_txn), false);
+  }
+  if (mode == "eval-map" && argc >= 3) {
+    size_t n = std::strtoull(argv[2], nullptr, 10);
+    size_t changes = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 200000;
+    size_t per_txn = argc > 4 ? std::strtoull(argv[4], nullptr, 10) : 1;
+    return Eval(n, changes, std::max<size_t>(1, per_txn), true);
   }
   if (mode == "latency" && argc >= 6)
     return Latency(argv[2], std::atof(argv[3]), std::atof(argv[4]),
                    std::strtoull(argv[5], nullptr, 10));
   std::fprintf(stderr,
-               "usage: bench_invalidator eval N [CHANGES] [PER_TXN]\n"
+               "usage: bench_invalidator eval|eval-map N [CHANGES] [PER_TXN]\n"
                "       bench_invalidator latency CONNINFO RATE SECONDS PAGES\n");
   return 2;
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Invalidator benchmarks: evaluation throughput (10k / 100k / 1M instances)
+# Invalidator benchmarks: evaluation throughput (10k / 100k / 1M instances,
+# with a lean in-memory index and with the real sqlmap::SqlMap)
 # and invalidation latency (100 and 1000 changes/s, 100k cached pages)
 # against a throwaway PostgreSQL. Prints one line per measurement.
 #
@@ -20,6 +21,11 @@ for n in 10000 100000 1000000; do
   taskset -c 0 "$bin" eval "$n" 300000 1
 done
 taskset -c 0 "$bin" eval 1000000 300000 100
+echo "# the same through the real sqlmap::SqlMap (RocksDB + in-memory index; map writes on RemoveKeys skipped)"
+for n in 10000 100000 1000000; do
+  taskset -c 0 "$bin" eval-map "$n" 300000 1
+done
+taskset -c 0 "$bin" eval-map 1000000 300000 100
 
 echo "# invalidation latency, commit_time -> Eject() returned, 100k cached pages"
 for rate in 100 1000; do

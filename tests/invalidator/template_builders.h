@@ -55,6 +55,17 @@ inline int CountSlots(const sqlmap::Predicate& p) {
   return n;
 }
 
+// A stable text form of a predicate's shape: templates with different shapes
+// get different fingerprints and shape ids (the map keys templates by shape_id).
+inline std::string Signature(const sqlmap::Predicate& p) {
+  std::string s = std::to_string(static_cast<int>(p.kind)) + ":" + p.column + ":" +
+                  std::to_string(static_cast<int>(p.op)) + ":";
+  for (int slot : p.slots) s += std::to_string(slot) + ",";
+  s += "(";
+  for (const auto& c : p.children) s += Signature(c) + ";";
+  return s + ")";
+}
+
 inline std::shared_ptr<sqlmap::QueryTemplate> Single(std::string table, sqlmap::Predicate pred,
                                                      std::vector<std::string> columns_read,
                                                      bool all_columns = false) {
@@ -67,7 +78,9 @@ inline std::shared_ptr<sqlmap::QueryTemplate> Single(std::string table, sqlmap::
   ref.reads_all_columns = all_columns;
   t->num_slots = CountSlots(ref.predicate);
   t->tables.push_back(std::move(ref));
-  t->fingerprint = std::hash<std::string>()(t->tables[0].table) ^ uint64_t(t->num_slots);
+  t->fingerprint =
+      std::hash<std::string>()(t->tables[0].table + "|" + Signature(t->tables[0].predicate));
+  t->shape_id = t->fingerprint;  // the map identifies a shape by shape_id
   return t;
 }
 
@@ -86,7 +99,11 @@ inline std::shared_ptr<sqlmap::QueryTemplate> Join(std::string left, sqlmap::Pre
   t->num_slots = std::max(t->num_slots, CountSlots(ref.predicate));
   t->tables.push_back(std::move(ref));
   t->joins.push_back({0, std::move(left_col), 1, std::move(right_col)});
-  t->fingerprint ^= 0x9e3779b97f4a7c15ULL;
+  t->fingerprint =
+      std::hash<std::string>()(std::to_string(t->fingerprint) + "|" + t->tables[1].table + "|" +
+                               Signature(t->tables[1].predicate) + "|" + t->joins[0].left_column +
+                               "=" + t->joins[0].right_column);
+  t->shape_id = t->fingerprint;
   return t;
 }
 
