@@ -7,12 +7,16 @@
 #include "sqlmap/sqlmap.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -313,15 +317,91 @@ bool DecodePage(std::string_view in, PageInfo* p) {
   return r.Done();
 }
 
+// The keys of one instance: most instances belong to one or a few pages, so
+// a short vector; a widely shared one (a menu fragment's query) gets a set.
+class KeySet {
+ public:
+  void insert(const std::string& k) {
+    if (big_) {
+      big_->insert(k);
+      return;
+    }
+    if (std::find(small_.begin(), small_.end(), k) != small_.end()) return;
+    if (small_.size() < kSmall) {
+      small_.push_back(k);
+      return;
+    }
+    big_ = std::make_unique<StrSet>(small_.begin(), small_.end());
+    big_->insert(k);
+    small_.clear();
+    small_.shrink_to_fit();
+  }
+  void erase(const std::string& k) {
+    if (big_) {
+      big_->erase(k);
+      return;
+    }
+    auto it = std::find(small_.begin(), small_.end(), k);
+    if (it == small_.end()) return;
+    *it = std::move(small_.back());
+    small_.pop_back();
+  }
+  size_t size() const { return big_ ? big_->size() : small_.size(); }
+  bool empty() const { return size() == 0; }
+  template <typename F>
+  void ForEach(F&& f) const {
+    if (big_) {
+      for (const auto& k : *big_) f(k);
+    } else {
+      for (const auto& k : small_) f(k);
+    }
+  }
+
+ private:
+  static constexpr size_t kSmall = 8;
+  std::vector<std::string> small_;
+  std::unique_ptr<StrSet> big_;
+};
+
 struct InstanceRec {
   std::shared_ptr<const QueryInstance> inst;
-  StrSet keys;  // pages using it: the reference count
+  KeySet keys;  // pages using it: the reference count
   std::vector<IndexEntry> entries;
 };
 
 struct TemplateRec {
   std::shared_ptr<const QueryTemplate> tmpl;
   uint64_t refs = 0;  // instances using it
+};
+
+// Allocator for the big flat index: 2 MiB-aligned and madvise(MADV_HUGEPAGE)
+// so a random probe into a table of millions of slots costs one cache miss
+// and no page walk (the TLB covers the table). Falls back silently.
+template <typename T>
+struct HugePageAllocator {
+  using value_type = T;
+  HugePageAllocator() = default;
+  template <typename U>
+  HugePageAllocator(const HugePageAllocator<U>&) {}  // NOLINT
+  T* allocate(size_t n) {
+    size_t bytes = n * sizeof(T);
+    constexpr size_t kHuge = 2u << 20;
+    if (bytes >= kHuge) {
+      size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+      void* p = std::aligned_alloc(kHuge, rounded);
+      if (p == nullptr) throw std::bad_alloc();
+      ::madvise(p, rounded, MADV_HUGEPAGE);
+      return static_cast<T*>(p);
+    }
+    void* p = std::malloc(bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <typename U>
+  bool operator==(const HugePageAllocator<U>&) const {
+    return true;
+  }
 };
 
 // (table, column, canonical value) → instance ids, keyed by a 64-bit hash of
@@ -436,7 +516,7 @@ class EqIndex {
   }
 
   void Grow() {
-    std::vector<Slot> old = std::move(slots_);
+    std::vector<Slot, HugePageAllocator<Slot>> old = std::move(slots_);
     slots_.clear();
     slots_.resize(old.size() * 2);
     size_t mask = slots_.size() - 1;
@@ -448,7 +528,7 @@ class EqIndex {
     }
   }
 
-  std::vector<Slot> slots_;
+  std::vector<Slot, HugePageAllocator<Slot>> slots_;
   size_t used_ = 0;
 };
 
@@ -551,7 +631,12 @@ Status RocksSqlMap::OpenDb(const MapOptions& options) {
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
+  // The map is read from RocksDB only at Open (a full scan): lookups are
+  // served from memory. A vector memtable makes every write an append
+  // (sorted once at flush) instead of a skiplist insert at a random id.
+  db_options.allow_concurrent_memtable_write = false;
   rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
   for (const char* name : kCfNames) descs.emplace_back(name, cf_options);
@@ -1025,7 +1110,7 @@ void RocksSqlMap::KeysOfInstance(InstanceId id, std::vector<std::string>* out) c
   std::shared_lock lock(mu_);
   auto it = instances_.find(id);
   if (it == instances_.end()) return;
-  out->insert(out->end(), it->second.keys.begin(), it->second.keys.end());
+  it->second.keys.ForEach([out](const std::string& k) { out->push_back(k); });
 }
 
 void RocksSqlMap::ParentsOf(std::string_view key, std::vector<std::string>* out) const {
