@@ -11,9 +11,12 @@
 // (U&'' strings, string continuation) is re-parsed on every instance instead.
 #include "sqlmap/analyzer.h"
 
+#include <pthread.h>
 #include <algorithm>
+
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
@@ -638,7 +641,7 @@ class Builder {
   void ProcessConjunct(const Node* e, const std::vector<int>& restrict_entries);
   bool ColumnOf(const Node* n, int entry, std::string* col) const;
   bool SlotOf(const Node* n, int* slot) const;
-  Predicate Translate(const Node* e, int entry) const;
+  Predicate Translate(const Node* e, int entry, int depth = 0) const;
 
   const std::string& sql_;
   const Scanned& sc_;
@@ -1376,6 +1379,8 @@ bool Builder::SlotOf(const Node* n, int* slot) const {
   return true;
 }
 
+constexpr int kMaxPredicateDepth = 32;
+
 bool Uncertain(const Predicate& p) {
   if (p.kind == Predicate::Kind::kUnknown || p.kind == Predicate::Kind::kTrue) return true;
   for (const auto& c : p.children) {
@@ -1384,10 +1389,12 @@ bool Uncertain(const Predicate& p) {
   return false;
 }
 
-Predicate Builder::Translate(const Node* e, int entry) const {
+Predicate Builder::Translate(const Node* e, int entry, int depth) const {
   Predicate unknown;
   unknown.kind = Predicate::Kind::kUnknown;
-  if (e == nullptr) return unknown;
+  // Deeper boolean nesting is approximated: keeps stored templates (and every
+  // recursive consumer of predicates) bounded.
+  if (e == nullptr || depth > kMaxPredicateDepth) return unknown;
   auto compare = [](std::string col, CompareOp op, std::vector<int> slots) {
     Predicate p;
     p.kind = Predicate::Kind::kCompare;
@@ -1402,7 +1409,7 @@ Predicate Builder::Translate(const Node* e, int entry) const {
       Predicate p;
       if (b->boolop == PG_QUERY__BOOL_EXPR_TYPE__NOT_EXPR) {
         if (b->n_args != 1) return unknown;
-        Predicate c = Translate(b->args[0], entry);
+        Predicate c = Translate(b->args[0], entry, depth + 1);
         // NOT(maybe) is maybe: never negate an approximation.
         if (Uncertain(c)) return unknown;
         p.kind = Predicate::Kind::kNot;
@@ -1411,7 +1418,8 @@ Predicate Builder::Translate(const Node* e, int entry) const {
       }
       p.kind = b->boolop == PG_QUERY__BOOL_EXPR_TYPE__AND_EXPR ? Predicate::Kind::kAnd
                                                                : Predicate::Kind::kOr;
-      for (size_t i = 0; i < b->n_args; ++i) p.children.push_back(Translate(b->args[i], entry));
+      for (size_t i = 0; i < b->n_args; ++i)
+        p.children.push_back(Translate(b->args[i], entry, depth + 1));
       return p;
     }
     case PG_QUERY__NODE__NODE_NULL_TEST: {
@@ -1688,6 +1696,35 @@ std::string NormalizedSql(const std::string& sql, const Scanned& sc,
   return b == std::string::npos ? std::string() : out.substr(b);
 }
 
+// libpg_query's protobuf unpacking and our tree walks recurse once per
+// nesting level; PostgreSQL's grammar allows ~10000 levels, more than a
+// default 8 MiB thread stack holds. Analysis (once per shape) therefore runs
+// on a short-lived thread with a large stack; the caller's stack is unused.
+void RunWithLargeStack(const std::function<void()>& fn) {
+  constexpr size_t kStack = 256u << 20;  // reserved, committed only as used
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) {
+    fn();
+    return;
+  }
+  pthread_attr_setstacksize(&attr, kStack);
+  const std::function<void()>* arg = &fn;
+  pthread_t th;
+  int rc = pthread_create(
+      &th, &attr,
+      [](void* p) -> void* {
+        (*static_cast<const std::function<void()>*>(p))();
+        return nullptr;
+      },
+      const_cast<std::function<void()>*>(arg));
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    fn();  // no thread available: analyse here (deep input may still fail)
+    return;
+  }
+  pthread_join(th, nullptr);
+}
+
 struct CacheEntry {
   std::shared_ptr<const QueryTemplate> tmpl;
   std::vector<SlotSource> sources;
@@ -1710,7 +1747,7 @@ struct Analyzer::Impl {
                                           std::vector<std::optional<std::string>>* literal) {
     parses.fetch_add(1, std::memory_order_relaxed);
     Builder b(sql, sc, options);
-    b.Run();
+    RunWithLargeStack([&b] { b.Run(); });
     b.tmpl_->shape_id = Avalanche(FnvBytes(kFnvOffset, sc.key.data(), sc.key.size()));
     if (b.tmpl_->flags & kFlagUnparsable) {
       // Unparsable text: identity is the whole text (constants can't be trusted).

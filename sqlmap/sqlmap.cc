@@ -208,12 +208,16 @@ std::string ParentKey(std::string_view child, std::string_view parent) {
   return k;
 }
 
+constexpr size_t kMaxIndexValuesPerInstance = 1000;
+
 // The one indexable conjunct of a table's predicate, if any.
 bool IndexableConjunct(const Predicate& p, const QueryInstance& qi, std::string* column,
                        std::vector<std::string>* values) {
   auto try_compare = [&](const Predicate& c) {
     if (c.kind != Predicate::Kind::kCompare) return false;
     if (c.op != CompareOp::kEq && c.op != CompareOp::kIn) return false;
+    // A huge IN list would flood the index: such instances wait in unindexed.
+    if (c.slots.size() > kMaxIndexValuesPerInstance) return false;
     std::vector<std::string> vals;
     for (int s : c.slots) {
       if (s < 0 || static_cast<size_t>(s) >= qi.values.size()) return false;

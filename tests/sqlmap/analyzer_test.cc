@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <thread>
 
 namespace cacheportal::sqlmap {
@@ -433,6 +434,28 @@ TEST(AnalyzerTest, UtilityVolatileCatalogAndGarbage) {
   EXPECT_EQ((*u)->precision, Precision::kNone);
   EXPECT_FALSE(an.Analyze("").ok());
   EXPECT_FALSE(an.Analyze("  /* only a comment */ ").ok());
+}
+
+TEST(AnalyzerTest, DeepNestingNeitherCrashesNorYieldsDeepPredicates) {
+  Analyzer an(AnalyzerOptions{});
+  std::string nots = "SELECT * FROM t WHERE ";
+  for (int i = 0; i < 6000; ++i) nots += "NOT ";
+  nots += "a = 1";
+  std::string parens =
+      "SELECT * FROM t WHERE " + std::string(9000, '(') + "a = 1" + std::string(9000, ')');
+  std::string calls = "SELECT ";
+  for (int i = 0; i < 3000; ++i) calls += "lower(";
+  calls += "x" + std::string(3000, ')') + " FROM t";
+  for (const std::string& sql : {nots, parens, calls}) {
+    auto r = an.Instantiate(sql, {});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    std::function<int(const Predicate&)> depth = [&](const Predicate& p) {
+      int d = 0;
+      for (const auto& c : p.children) d = std::max(d, depth(c));
+      return d + 1;
+    };
+    for (const auto& t : r->tmpl->tables) EXPECT_LE(depth(t.predicate), 40);
+  }
 }
 
 TEST(AnalyzerTest, ExplainMentionsTablesPredicatesAndFlags) {

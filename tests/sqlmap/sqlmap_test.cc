@@ -319,6 +319,15 @@ TEST(SqlMapTest, CoarseInstancesAreUnindexed) {
   EXPECT_TRUE(Candidates(*map, "public.a", "id", "1").empty());
   EXPECT_EQ(Unindexed(*map, "public.a"), std::vector<InstanceId>{q.IdValue()});
   EXPECT_EQ(Unindexed(*map, "public.b"), std::vector<InstanceId>{q.IdValue()});
+
+  // An IN list too long to index waits in unindexed(table) too.
+  std::string sql = "SELECT * FROM c WHERE id IN (0";
+  for (int i = 1; i < 1500; ++i) sql += "," + std::to_string(i);
+  QueryInstance big = Inst(an, sql + ")");
+  std::vector<QueryInstance> inst2{big};
+  ASSERT_TRUE(map->PutPage("k2", inst2, {}, "/k2").ok());
+  EXPECT_EQ(Unindexed(*map, "public.c"), std::vector<InstanceId>{big.IdValue()});
+  EXPECT_TRUE(Candidates(*map, "public.c", "id", "7").empty());
 }
 
 TEST(SqlMapTest, ChurnOf100kKeysReturnsToEmpty) {
