@@ -15,7 +15,9 @@
 #include <algorithm>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -1699,31 +1701,73 @@ std::string NormalizedSql(const std::string& sql, const Scanned& sc,
 // libpg_query's protobuf unpacking and our tree walks recurse once per
 // nesting level; PostgreSQL's grammar allows ~10000 levels, more than a
 // default 8 MiB thread stack holds. Analysis (once per shape) therefore runs
-// on a short-lived thread with a large stack; the caller's stack is unused.
-void RunWithLargeStack(const std::function<void()>& fn) {
-  constexpr size_t kStack = 256u << 20;  // reserved, committed only as used
-  pthread_attr_t attr;
-  if (pthread_attr_init(&attr) != 0) {
-    fn();
-    return;
+// on one long-lived worker thread with a large stack. One thread, not one per
+// call: libpg_query creates a pthread key in every thread that uses it and
+// never deletes it, so short-lived threads would exhaust the process's keys.
+class LargeStackWorker {
+ public:
+  static LargeStackWorker& Get() {
+    static LargeStackWorker* w = new LargeStackWorker();  // never destroyed: lives with the process
+    return *w;
   }
-  pthread_attr_setstacksize(&attr, kStack);
-  const std::function<void()>* arg = &fn;
-  pthread_t th;
-  int rc = pthread_create(
-      &th, &attr,
-      [](void* p) -> void* {
-        (*static_cast<const std::function<void()>*>(p))();
-        return nullptr;
-      },
-      const_cast<std::function<void()>*>(arg));
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    fn();  // no thread available: analyse here (deep input may still fail)
-    return;
+
+  void Run(const std::function<void()>& fn) {
+    if (!started_) {
+      fn();  // no worker thread: analyse here (very deep input may still fail)
+      return;
+    }
+    Job job{&fn};
+    std::unique_lock lock(mu_);
+    queue_.push_back(&job);
+    cv_.notify_all();
+    done_cv_.wait(lock, [&] { return job.done; });
   }
-  pthread_join(th, nullptr);
-}
+
+ private:
+  struct Job {
+    const std::function<void()>* fn;
+    bool done = false;
+  };
+
+  LargeStackWorker() {
+    constexpr size_t kStack = 256u << 20;  // reserved, committed only as used
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return;
+    pthread_attr_setstacksize(&attr, kStack);
+    pthread_t th;
+    started_ = pthread_create(
+                   &th, &attr,
+                   [](void* self) -> void* {
+                     static_cast<LargeStackWorker*>(self)->Loop();
+                     return nullptr;
+                   },
+                   this) == 0;
+    pthread_attr_destroy(&attr);
+    if (started_) pthread_detach(th);
+  }
+
+  void Loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return !queue_.empty(); });
+      Job* job = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      (*job->fn)();
+      lock.lock();
+      job->done = true;
+      done_cv_.notify_all();
+    }
+  }
+
+  bool started_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable done_cv_;
+  std::deque<Job*> queue_;
+};
+
+void RunWithLargeStack(const std::function<void()>& fn) { LargeStackWorker::Get().Run(fn); }
 
 struct CacheEntry {
   std::shared_ptr<const QueryTemplate> tmpl;
@@ -1747,18 +1791,20 @@ struct Analyzer::Impl {
                                           std::vector<std::optional<std::string>>* literal) {
     parses.fetch_add(1, std::memory_order_relaxed);
     Builder b(sql, sc, options);
-    RunWithLargeStack([&b] { b.Run(); });
-    b.tmpl_->shape_id = Avalanche(FnvBytes(kFnvOffset, sc.key.data(), sc.key.size()));
-    if (b.tmpl_->flags & kFlagUnparsable) {
-      // Unparsable text: identity is the whole text (constants can't be trusted).
-      b.tmpl_->shape_id = Avalanche(FnvBytes(kFnvOffset, sql.data(), sql.size()));
-      b.tmpl_->fingerprint = b.tmpl_->shape_id;
-      b.tmpl_->normalized_sql = sql;
-    } else {
-      internal::FingerprintResult fp(sql);
-      b.tmpl_->fingerprint = fp.ok() ? fp.value() : b.tmpl_->shape_id;
-      b.tmpl_->normalized_sql = NormalizedSql(sql, sc, b.sources_);
-    }
+    RunWithLargeStack([&] {
+      b.Run();
+      b.tmpl_->shape_id = Avalanche(FnvBytes(kFnvOffset, sc.key.data(), sc.key.size()));
+      if (b.tmpl_->flags & kFlagUnparsable) {
+        // Unparsable text: identity is the whole text (constants can't be trusted).
+        b.tmpl_->shape_id = Avalanche(FnvBytes(kFnvOffset, sql.data(), sql.size()));
+        b.tmpl_->fingerprint = b.tmpl_->shape_id;
+        b.tmpl_->normalized_sql = sql;
+      } else {
+        internal::FingerprintResult fp(sql);  // recursive too: same thread
+        b.tmpl_->fingerprint = fp.ok() ? fp.value() : b.tmpl_->shape_id;
+        b.tmpl_->normalized_sql = NormalizedSql(sql, sc, b.sources_);
+      }
+    });
     auto entry = std::make_shared<CacheEntry>();
     entry->tmpl = b.tmpl_;
     entry->sources = std::move(b.sources_);
