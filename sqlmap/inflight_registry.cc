@@ -17,6 +17,7 @@ namespace cacheportal::sqlmap {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr size_t kMaxRequestIdBytes = 128;
 
 struct Request {
   std::string id;
@@ -122,7 +123,8 @@ InFlightRegistry::InFlightRegistry(Analyzer* analyzer, SqlMap* map, InFlightOpti
 InFlightRegistry::~InFlightRegistry() = default;
 
 void InFlightRegistry::OnStatement(std::string_view request_id, CapturedStatement statement) {
-  if (request_id.empty()) return;
+  // Ids come from SQL comments (attacker-controlled text): bound them.
+  if (request_id.empty() || request_id.size() > kMaxRequestIdBytes) return;
   // Analyse outside the lock.
   std::string problem;
   bool wrote = false;
