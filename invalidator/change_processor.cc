@@ -30,6 +30,7 @@ ChangeProcessor::ChangeProcessor(DependencySource* source, Ejector* ejector, Joi
       options_(options),
       now_(now ? std::move(now) : Clock(SystemNowMicros)) {
   applied_ = source_->AppliedLsn();
+  persisted_ = applied_;
   metrics_.applied_lsn = applied_;
 }
 
@@ -54,6 +55,7 @@ void ChangeProcessor::ResetPosition(Lsn lsn) {
   guards_.clear();
   if (Status s = source_->SetAppliedLsn(lsn); !s.ok())
     log::Warn("invalidator", "storing the applied LSN failed", {{"error", s.ToString()}});
+  persisted_ = lsn;
 }
 
 void ChangeProcessor::ResetStream() {
@@ -358,13 +360,28 @@ Status ChangeProcessor::OnCommit(const CommitMessage& m) {
   applied_ = m.end_lsn;
   std::erase_if(guards_, [&m](const Guard& g) { return g.until <= m.end_lsn; });
   last_commit_unix_us_ = PgTimeToUnixMicros(m.commit_time);
-  Lsn confirmable = ConfirmableLsn();
-  if (Status s = source_->SetAppliedLsn(confirmable); !s.ok())
-    log::Warn("invalidator", "storing the applied LSN failed", {{"error", s.ToString()}});
-  std::lock_guard lock(mu_);
-  ++metrics_.transactions;
-  metrics_.applied_lsn = confirmable;
+  {
+    std::lock_guard lock(mu_);
+    ++metrics_.transactions;
+  }
+  if (options_.persist_interval_seconds <= 0 ||
+      now_() - last_persist_us_ >= options_.persist_interval_seconds * 1e6)
+    PersistPosition();
   return Status::OK();
+}
+
+void ChangeProcessor::PersistPosition() {
+  Lsn c = ConfirmableLsn();
+  if (c == persisted_) return;
+  if (Status s = source_->SetAppliedLsn(c); !s.ok()) {
+    // Not fatal: the stored position only lets a restart skip replays.
+    log::Warn("invalidator", "storing the applied LSN failed", {{"error", s.ToString()}});
+    return;
+  }
+  persisted_ = c;
+  last_persist_us_ = now_();
+  std::lock_guard lock(mu_);
+  metrics_.applied_lsn = c;
 }
 
 }  // namespace cacheportal::invalidator

@@ -40,6 +40,12 @@ struct ProcessorOptions {
   // Eject() attempts per commit before giving up (the caller then reconnects
   // and the transaction is replayed). Default: 3.
   int eject_attempts = 3;
+  // How often the applied position is written to the map (SetAppliedLsn).
+  // The stored position only lets a restart skip transactions already done
+  // (correctness rests on acknowledging after ejection), so under load one
+  // write per interval instead of per commit is enough; the caller calls
+  // PersistPosition() when the stream goes idle. Default: 0 = every commit.
+  double persist_interval_seconds = 0;
 };
 
 class ChangeProcessor {
@@ -63,6 +69,9 @@ class ChangeProcessor {
 
   // Forget a half-received transaction and the relation cache (reconnect).
   void ResetStream();
+
+  // Writes ConfirmableLsn() to the map if it moved since the last write.
+  void PersistPosition();
 
   // Forgets the applied position (the server is behind it: restored or
   // replaced). The caller ejects everything.
@@ -126,6 +135,8 @@ class ChangeProcessor {
   Txn txn_;
   std::vector<Guard> guards_;
   Lsn applied_ = 0;
+  Lsn persisted_ = 0;
+  int64_t last_persist_us_ = 0;
   int64_t last_commit_unix_us_ = 0;
   std::vector<InstanceId> scratch_ids_;
   std::vector<int> scratch_cols_;

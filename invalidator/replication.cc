@@ -333,6 +333,7 @@ struct Invalidator::Impl {
     ProcessorOptions po;
     po.poll_joins = deps.options.join_mode == "poll";
     po.eval.text_order_bytewise = deps_eval_bytewise;
+    po.persist_interval_seconds = 0.05;
     if (po.poll_joins) poller = std::make_unique<PgJoinPoller>(deps.conninfo);
     processor = std::make_unique<ChangeProcessor>(deps.source, deps.ejector, poller.get(), po);
     if (Status s = EnsureSlot(c->get()); !s.ok()) return s;
@@ -555,6 +556,7 @@ struct Invalidator::Impl {
       }
       // Everything received is processed.
       if (!processor->in_transaction()) {
+        processor->PersistPosition();
         lag_commit_unix_us = 0;
         if (!caught_up && server_wal_end >= catch_up_target) caught_up = true;
       }
@@ -609,6 +611,7 @@ struct Invalidator::Impl {
       }
     }
     if (repl && stop && !kill) {
+      processor->PersistPosition();
       SendStatus(false);
       PQputCopyEnd(repl.get(), nullptr);
       PQflush(repl.get());

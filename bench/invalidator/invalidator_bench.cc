@@ -230,6 +230,7 @@ int Eval(size_t n, size_t changes, size_t per_txn, bool real_map) {
   CountingEjector ej;
   ProcessorOptions po;
   po.poll_joins = false;
+  po.persist_interval_seconds = 0.05;  // as the replication client runs it
   ChangeProcessor proc(src, &ej, nullptr, po);
 
   // Pre-encode the stream so that the timed loop is decode + process only.

@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -30,7 +33,24 @@ class FakeAdmin {
     ::listen(fd_, 8);
     thread_ = std::thread([this] { Serve(); });
   }
+  // Requests after the first `n` get no answer until Release(): lets a test
+  // kill a client while it waits for an ejection to be confirmed.
+  void BlockAfter(size_t n) {
+    std::lock_guard lock(mu_);
+    block_after_ = n;
+    released_ = false;
+  }
+  bool WaitBlocked(double seconds = 30) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return blocked_; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
   ~FakeAdmin() {
+    Release();
     ::shutdown(fd_, SHUT_RDWR);
     ::close(fd_);
     thread_.join();
@@ -58,8 +78,13 @@ class FakeAdmin {
           if (auth != std::string::npos)
             line += " | " + head.substr(auth + 15, head.find("\r\n", auth) - auth - 15);
           {
-            std::lock_guard lock(mu_);
+            std::unique_lock lock(mu_);
             requests_.push_back(line);
+            if (requests_.size() > block_after_) {
+              blocked_ = true;
+              cv_.notify_all();
+              cv_.wait(lock, [this] { return released_; });
+            }
           }
           std::string body = status_ == 200 ? "{\"purged\":1}\n" : "no\n";
           std::string resp =
@@ -79,7 +104,11 @@ class FakeAdmin {
   uint16_t port_ = 0;
   std::thread thread_;
   std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<std::string> requests_;
+  size_t block_after_ = SIZE_MAX;
+  bool blocked_ = false;
+  bool released_ = true;
 };
 
 }  // namespace cacheportal::invalidator::test
