@@ -234,7 +234,7 @@ std::string SummaryCsv(const std::vector<RunResult>& runs) {
                "probe_timeouts",
                "audit_affected",
                "audit_unaffected",
-               "audit_transient",
+               "audit_late",
                "audit_stale",
                "audit_errors",
                "edge_ejections",
@@ -269,7 +269,7 @@ std::string SummaryCsv(const std::vector<RunResult>& runs) {
            std::to_string(timeouts),
            std::to_string(r.audit.affected_checked),
            std::to_string(r.audit.unaffected_checked),
-           std::to_string(r.audit.transient),
+           std::to_string(r.audit.late),
            std::to_string(r.audit.stale),
            std::to_string(r.audit.errors),
            Num(r.MetricDelta("cacheportal_edge_ejections_total"), 0),
@@ -305,15 +305,15 @@ std::string WritesCsv(const std::vector<RunResult>& runs) {
 }
 
 std::string SweepCsv(const SweepResult& sweep) {
-  CsvWriter w({"users", "origin_rps", "origin_p50_ms", "origin_p95_ms", "origin_p99_ms",
-               "origin_errors", "edge_rps", "edge_p50_ms", "edge_p95_ms", "edge_p99_ms",
-               "edge_errors", "edge_hit_ratio", "bound_ms"});
+  CsvWriter w({"users", "origin_run", "edge_run", "origin_rps", "origin_p50_ms", "origin_p95_ms",
+               "origin_p99_ms", "origin_errors", "edge_rps", "edge_p50_ms", "edge_p95_ms",
+               "edge_p99_ms", "edge_errors", "edge_hit_ratio", "bound_ms"});
   for (const auto& p : sweep.points)
-    w.Row({std::to_string(p.users), Num(p.origin.throughput, 1), Num(p.origin.p50_ms, 3),
-           Num(p.origin.p95_ms, 3), Num(p.origin.p99_ms, 3), std::to_string(p.origin.errors),
-           Num(p.edge.throughput, 1), Num(p.edge.p50_ms, 3), Num(p.edge.p95_ms, 3),
-           Num(p.edge.p99_ms, 3), std::to_string(p.edge.errors), Num(p.edge.HitRatio(), 4),
-           Num(sweep.bound_ms, 1)});
+    w.Row({std::to_string(p.users), p.has_origin ? "1" : "0", p.has_edge ? "1" : "0",
+           Num(p.origin.throughput, 1), Num(p.origin.p50_ms, 3), Num(p.origin.p95_ms, 3),
+           Num(p.origin.p99_ms, 3), std::to_string(p.origin.errors), Num(p.edge.throughput, 1),
+           Num(p.edge.p50_ms, 3), Num(p.edge.p95_ms, 3), Num(p.edge.p99_ms, 3),
+           std::to_string(p.edge.errors), Num(p.edge.HitRatio(), 4), Num(sweep.bound_ms, 1)});
   return w.text();
 }
 
@@ -370,24 +370,34 @@ Headline MakeHeadline(const Report& rep) {
                           " changes changed " + std::to_string(changed) +
                           " pages (per language) plus " + std::to_string(e->checkouts) +
                           " shoppers' checkouts (inventory of their items)"});
-    h.rows.push_back({"Staleness audit", std::to_string(e->audit.stale) + " stale pages served (" +
-                                             std::to_string(e->audit.affected_checked) +
-                                             " affected + " +
-                                             std::to_string(e->audit.unaffected_checked) +
-                                             " unaffected pages compared with the store; " +
-                                             std::to_string(e->audit.transient) +
-                                             " differed inside one window only, " +
-                                             std::to_string(e->audit.errors) + " fetch errors)"});
+    h.rows.push_back({"Staleness audit",
+                      std::to_string(e->audit.stale) + " stale pages served (" +
+                          std::to_string(e->audit.affected_checked) + " affected + " +
+                          std::to_string(e->audit.unaffected_checked) +
+                          " unaffected pages compared with the store; " +
+                          std::to_string(e->audit.late) + " differed " + Num(e->audit.window_s, 1) +
+                          " s after their write but agreed within the " + Num(e->audit.bound_s, 0) +
+                          " s bound (latest " + Num(e->audit.late_max_s, 1) + " s), " +
+                          std::to_string(e->audit.errors) + " fetch errors)"});
   }
   if (rep.sweep) {
     const SweepResult& s = *rep.sweep;
-    std::string v = "without cache " + std::to_string(s.max_users_origin) + " users, with cache " +
-                    std::to_string(s.max_users_edge) + (s.edge_capped ? "+ (largest swept)" : "") +
-                    " users under p95 ≤ " + Num(s.bound_ms, 0) + " ms";
-    if (s.max_users_origin > 0)
-      v += " → scale-up " + Num(s.ScaleUp(), 1) + "×" + (s.edge_capped ? " (at least)" : "");
-    else
-      v += " → the store alone misses the bound at every swept count";
+    std::string bound = " under p95 ≤ " + Num(s.bound_ms, 0) + " ms";
+    std::string v;
+    if (s.ran_origin) v += "without cache " + std::to_string(s.max_users_origin) + " users";
+    if (s.ran_origin && s.ran_edge) v += ", ";
+    if (s.ran_edge)
+      v += "with cache " + std::to_string(s.max_users_edge) +
+           (s.edge_capped ? "+ (the largest count swept)" : "") + " users";
+    v += bound;
+    if (s.ran_origin && s.ran_edge) {
+      if (s.max_users_origin > 0)
+        v += " → scale-up " + Num(s.ScaleUp(), 1) + "×" + (s.edge_capped ? " (at least)" : "");
+      else
+        v += " → the store alone misses the bound at every swept count";
+    } else {
+      v += " (one side only: no scale-up)";
+    }
     h.rows.push_back({"Largest number of users under the bound", v});
   }
   return h;
@@ -428,11 +438,18 @@ std::string ReportHtml(const Report& rep) {
     Series so{"without cache", "#d62728", {}}, se{"with CachePortal", "#1f77b4", {}};
     Series to{"without cache", "#d62728", {}}, te{"with CachePortal", "#1f77b4", {}};
     for (const auto& p : s.points) {
-      so.points.push_back({static_cast<double>(p.users), p.origin.p95_ms});
-      se.points.push_back({static_cast<double>(p.users), p.edge.p95_ms});
-      to.points.push_back({static_cast<double>(p.users), p.origin.throughput});
-      te.points.push_back({static_cast<double>(p.users), p.edge.throughput});
+      if (p.has_origin) {
+        so.points.push_back({static_cast<double>(p.users), p.origin.p95_ms});
+        to.points.push_back({static_cast<double>(p.users), p.origin.throughput});
+      }
+      if (p.has_edge) {
+        se.points.push_back({static_cast<double>(p.users), p.edge.p95_ms});
+        te.points.push_back({static_cast<double>(p.users), p.edge.throughput});
+      }
     }
+    std::vector<Series> p95s, rps;
+    if (s.ran_origin) p95s.push_back(so), rps.push_back(to);
+    if (s.ran_edge) p95s.push_back(se), rps.push_back(te);
     ChartOptions c;
     c.title = "p95 response time vs concurrent users";
     c.x_label = "concurrent users (log scale)";
@@ -442,9 +459,10 @@ std::string ReportHtml(const Report& rep) {
     c.hline_label = "bound " + Num(s.bound_ms, 0) + " ms";
     double ymax = 0;
     for (const auto& p : s.points)
-      ymax = std::max({ymax, p.edge.p95_ms, std::min(p.origin.p95_ms, s.bound_ms * 4)});
+      ymax = std::max({ymax, p.has_edge ? std::min(p.edge.p95_ms, s.bound_ms * 4) : 0.0,
+                       p.has_origin ? std::min(p.origin.p95_ms, s.bound_ms * 4) : 0.0});
     c.y_max = std::max(ymax, s.bound_ms * 1.2);
-    h += "<h2>Response time vs concurrent users</h2>\n<figure>" + SvgLineChart(c, {so, se}) +
+    h += "<h2>Response time vs concurrent users</h2>\n<figure>" + SvgLineChart(c, p95s) +
          "<figcaption>p95 per user count (closed loop, think time as configured); values above the "
          "chart are clipped; the dashed line is the bound.</figcaption></figure>\n";
     ChartOptions t;
@@ -452,14 +470,18 @@ std::string ReportHtml(const Report& rep) {
     t.x_label = "concurrent users (log scale)";
     t.y_label = "requests/s";
     t.log2_x = true;
-    h += "<figure>" + SvgLineChart(t, {to, te}) + "</figure>\n";
+    h += "<figure>" + SvgLineChart(t, rps) + "</figure>\n";
     h += "<table><tr><th>users</th><th>store req/s</th><th>store p95 ms</th><th>edge req/s</th>"
          "<th>edge p95 ms</th><th>edge hit ratio</th></tr>\n";
     for (const auto& p : s.points)
-      h += "<tr><td>" + std::to_string(p.users) + "</td><td>" + Num(p.origin.throughput, 0) +
-           "</td><td>" + Num(p.origin.p95_ms) + "</td><td>" + Num(p.edge.throughput, 0) +
-           "</td><td>" + Num(p.edge.p95_ms) + "</td><td>" + Num(100 * p.edge.HitRatio(), 1) +
-           "%</td></tr>\n";
+      h += "<tr><td>" + std::to_string(p.users) + "</td><td>" +
+           (p.has_origin ? Num(p.origin.throughput, 0) + "</td><td>" + Num(p.origin.p95_ms)
+                         : std::string("–</td><td>–")) +
+           "</td><td>" +
+           (p.has_edge ? Num(p.edge.throughput, 0) + "</td><td>" + Num(p.edge.p95_ms) +
+                             "</td><td>" + Num(100 * p.edge.HitRatio(), 1) + "%"
+                       : std::string("–</td><td>–</td><td>–")) +
+           "</td></tr>\n";
     h += "</table>\n";
   }
   if (o || e) {

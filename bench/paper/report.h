@@ -55,6 +55,7 @@ std::vector<double> NiceTicks(double lo, double hi, int target = 5);
 struct SweepPoint {
   int users = 0;
   RunSummary origin, edge;
+  bool has_origin = false, has_edge = false;  // a side is skipped once it missed the bound twice
 };
 
 struct SweepResult {
@@ -62,7 +63,8 @@ struct SweepResult {
   std::vector<SweepPoint> points;
   int max_users_origin = 0;  // largest swept count with p95 <= bound (0 = none)
   int max_users_edge = 0;
-  bool edge_capped = false;  // the edge met the bound at the largest count swept
+  bool edge_capped = false;                 // the edge met the bound at the largest count swept
+  bool ran_origin = true, ran_edge = true;  // which sides the sweep ran
   double ScaleUp() const {
     return max_users_origin > 0 ? static_cast<double>(max_users_edge) / max_users_origin : 0;
   }

@@ -102,19 +102,28 @@ class Auditor {
     Verdict v = Compare(p, &xc);
     if (v == Verdict::kDiffer) {
       // A change committed moments ago (a shopper's checkout) may still be
-      // inside its ejection window: look again one window later.
-      std::atomic<bool> never{false};
-      SleepUntil(Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                    std::chrono::duration<double>(opt_.audit_window_s)),
-                 never);
-      Verdict again = Compare(p, &xc);
+      // inside its invalidation latency, and a page that changes often may
+      // always lag its newest version a little. Stale means: the edge never
+      // agrees with the store during the whole staleness bound.
+      auto first = Clock::now();
+      auto deadline = first + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(opt_.stale_after_s));
+      Verdict again = Verdict::kDiffer;
+      while (Clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        again = Compare(p, &xc);
+        if (again != Verdict::kDiffer) break;
+      }
+      double waited = Seconds(Clock::now() - first);
       std::lock_guard lock(mu_);
       if (again == Verdict::kDiffer) {
         ++result_.stale;
         if (result_.stale_pages.size() < 50)
-          result_.stale_pages.push_back(p.Name() + " X-Cache=" + xc);
+          result_.stale_pages.push_back(p.Name() + " X-Cache=" + xc + " (differed for " +
+                                        std::to_string(static_cast<int>(waited)) + " s)");
       } else if (again == Verdict::kAgree) {
-        ++result_.transient;
+        ++result_.late;
+        result_.late_max_s = std::max(result_.late_max_s, waited + opt_.audit_window_s);
       } else {
         ++result_.errors;
       }
@@ -506,6 +515,8 @@ Result<RunResult> RunOnce(const RunOptions& opt, const Catalog& catalog) {
       std::fprintf(stderr, "bench: a write failed: %s\n", writer->last_error().c_str());
   }
   result.audit = auditor.result();
+  result.audit.window_s = opt.audit_window_s;
+  result.audit.bound_s = opt.stale_after_s;
   result.checkouts = checkouts.load();
   if (auto m = ScrapeMetrics(opt); m.ok())
     result.metrics_after = std::move(m).value();

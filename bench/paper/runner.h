@@ -36,6 +36,7 @@ struct RunOptions {
   double ja_fraction = 0.1;
   double write_rate = 1;      // changes per second; 0 = no writer
   double audit_window_s = 1;  // a write's ejection window before its audit
+  double stale_after_s = 5;   // staleness bound (invalidator.max_staleness_seconds)
   int audit_unaffected = 4;   // unaffected pages re-fetched per audit
   double probe_timeout_s = 10;
   int timeout_ms = 10000;
@@ -60,9 +61,11 @@ struct WriteRecord {
 
 struct AuditResult {
   uint64_t affected_checked = 0, unaffected_checked = 0;
-  uint64_t transient = 0;  // differed once, agreed after another window
-  uint64_t stale = 0;      // served different bytes than the store after two windows
-  uint64_t errors = 0;     // fetch failures (not counted as stale)
+  uint64_t late = 0;                 // differed at the audit, agreed within the staleness bound
+  double late_max_s = 0;             // longest such delay after the write (s)
+  double window_s = 0, bound_s = 0;  // the options it ran with
+  uint64_t stale = 0;                // served different bytes than the store after two windows
+  uint64_t errors = 0;               // fetch failures (not counted as stale)
   std::vector<std::string> stale_pages;
 };
 

@@ -106,7 +106,7 @@ TEST(Report, CsvAndHtmlCarryTheRuns) {
   e.metrics_after["cacheportal_edge_ejections_total"] = 7;
   rep.runs = {o, e};
   SweepResult s;
-  s.points = {SweepPoint{1, o.summary, e.summary}};
+  s.points = {SweepPoint{1, o.summary, e.summary, true, true}};
   s.max_users_origin = 1;
   s.max_users_edge = 1;
   rep.sweep = s;
