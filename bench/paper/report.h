@@ -41,6 +41,7 @@ struct ChartOptions {
   std::string title, x_label, y_label;
   int width = 640, height = 360;
   bool log2_x = false;
+  bool log10_y = false;  // decades from the smallest positive value (or y_min when > 0)
   double y_min = 0;
   double y_max = 0;   // 0 = from the data
   double hline = -1;  // a horizontal reference line (e.g. the bound); <0 = none

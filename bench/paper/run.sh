@@ -9,8 +9,8 @@
 #
 #   bench/paper/run.sh                       # build (Release) + run the default bench
 #   SKIP_BUILD=1 bench/paper/run.sh          # reuse the build in $BUILD
-#   SCALE=10 USERS=32 DURATION=30 WRITE_RATE=2 SWEEP=1,2,4,8,16,32,64,128,256 \
-#     SWEEP_DURATION=8 BOUND_MS=100 OUT=bench-out/paper bench/paper/run.sh
+#   SCALE=10 USERS=32 DURATION=30 WRITE_RATE=2 SWEEP=1,2,4,8,16,32,64,128,256,512,1024 \
+#     SWEEP_DURATION=6 BOUND_MS=100 RYW_SECONDS=0 OUT=bench-out/paper bench/paper/run.sh
 #
 # If `cacheportal serve` is not available the script runs the no-cache half
 # only (store straight to PostgreSQL) and says so.
@@ -23,13 +23,14 @@ USERS=${USERS:-32}
 DURATION=${DURATION:-30}
 WARMUP=${WARMUP:-5}
 WRITE_RATE=${WRITE_RATE:-2}
-SWEEP=${SWEEP:-1,2,4,8,16,32,64,128,256}
-SWEEP_DURATION=${SWEEP_DURATION:-8}
+SWEEP=${SWEEP:-1,2,4,8,16,24,32,48,64,96,128,192,256,384,512,768,1024}
+SWEEP_DURATION=${SWEEP_DURATION:-6}
 BOUND_MS=${BOUND_MS:-100}
 THINK_MS=${THINK_MS:-0}
 OUT=${OUT:-$ROOT/bench-out/paper-$(date -u +%Y%m%d-%H%M%S)}
 PG_PORT=${PG_PORT:-55530}
 STORE_PORT=${STORE_PORT:-28281}
+DIRECT_PORT=${DIRECT_PORT:-28282}
 EDGE_PORT=${EDGE_PORT:-28280}
 ADMIN_PORT=${ADMIN_PORT:-28290}
 SNIFFER_PORT=${SNIFFER_PORT:-26433}
@@ -120,7 +121,14 @@ else
   mode=origin
   store_db=$DB
 fi
-echo "== the store on :$STORE_PORT"
+# The baseline ("without CachePortal") is a second store process that talks
+# to PostgreSQL directly, so it pays for neither the sniffer nor the edge.
+echo "== the store without CachePortal on :$DIRECT_PORT"
+"$STORE_BIN" serve --config "$TMP/cacheportal.yaml" --database "$DB" \
+  --listen "127.0.0.1:$DIRECT_PORT" --threads "$STORE_THREADS" >"$TMP/store-direct.log" 2>&1 &
+PIDS+=($!)
+wait_port "$DIRECT_PORT" "direct store"
+echo "== the store behind CachePortal on :$STORE_PORT"
 "$STORE_BIN" serve --config "$TMP/cacheportal.yaml" --database "$store_db" \
   --listen "127.0.0.1:$STORE_PORT" --threads "$STORE_THREADS" >"$TMP/store.log" 2>&1 &
 PIDS+=($!)
@@ -137,13 +145,14 @@ if [ $serve_ok = 1 ]; then
 fi
 
 setup="scale $SCALE ($(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); store threads $STORE_THREADS, pool 8;"
+setup+=" baseline = a second store process straight to PostgreSQL (no sniffer, no edge);"
 setup+=" edge read_your_writes_seconds $RYW_SECONDS;"
 setup+=" everything (PostgreSQL, store, cacheportal serve, the bench client) on one machine; think time ${THINK_MS} ms; writer $WRITE_RATE changes/s"
 [ $mode = origin ] && setup+="; NO CACHE RUN: cacheportal serve unavailable"
 
 echo "== cacheportal bench (mode $mode) -> $OUT"
 set +e
-"$BENCH_BIN" --origin "http://127.0.0.1:$STORE_PORT" --edge "http://127.0.0.1:$EDGE_PORT" \
+"$BENCH_BIN" --origin "http://127.0.0.1:$DIRECT_PORT" --edge "http://127.0.0.1:$EDGE_PORT" \
   --admin "http://127.0.0.1:$ADMIN_PORT" --admin-token "$TOKEN" --database "$DB" \
   --mode "$mode" --users "$USERS" --duration "$DURATION" --warmup "$WARMUP" \
   --think-ms "$THINK_MS" --write-rate "$WRITE_RATE" --sweep "$SWEEP" \

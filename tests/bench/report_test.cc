@@ -53,6 +53,18 @@ TEST(SvgLineChart, DrawsEverySeriesWithLegendAndEscapedText) {
   EXPECT_EQ(svg.find("nan"), std::string::npos);
 }
 
+TEST(SvgLineChart, LogYAxisHasDecadeTicks) {
+  ChartOptions o;
+  o.log10_y = true;
+  Series a{"a", "red", {{1, 0.05}, {2, 3}, {4, 250}}};
+  std::string svg = SvgLineChart(o, {a});
+  for (const char* t :
+       {">0.01</text>", ">0.1</text>", ">1</text>", ">10</text>", ">100</text>", ">1000</text>"})
+    EXPECT_NE(svg.find(t), std::string::npos) << t;
+  EXPECT_EQ(svg.find(">10000</text>"), std::string::npos);
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+}
+
 TEST(SvgLineChart, StepSeriesAndEmptyInputStayFinite) {
   ChartOptions o;
   Series cdf{"cdf", "green", {{0, 0}, {5, 50}, {9, 100}}, true};
