@@ -639,6 +639,9 @@ Status RocksSqlMap::OpenDb(const MapOptions& options) {
   // served from memory. A vector memtable makes every write an append
   // (sorted once at flush) instead of a skiplist insert at a random id.
   db_options.allow_concurrent_memtable_write = false;
+  // Quiet families (meta, parents) would otherwise pin old WAL files until
+  // the busy ones force a flush: bound the WAL (and the replay at Open).
+  db_options.max_total_wal_size = 128u << 20;
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
