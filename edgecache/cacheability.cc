@@ -105,13 +105,17 @@ StoreOutcome ResponseStorability(int status, const HeaderList& h) {
   return StoreOutcome::kStored;
 }
 
-std::string StrongEtagFor(std::string_view body) {
-  // FNV-1a 64 plus the length: a validator, not a security property.
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : body) {
+uint64_t Fnv1a64(std::string_view bytes, uint64_t h) {
+  for (unsigned char c : bytes) {
     h ^= c;
     h *= 1099511628211ull;
   }
+  return h;
+}
+
+std::string StrongEtagFor(std::string_view body) {
+  // FNV-1a 64 plus the length: a validator, not a security property.
+  uint64_t h = Fnv1a64(body);
   char buf[48];
   std::snprintf(buf, sizeof buf, "\"cp-%016llx-%zx\"", static_cast<unsigned long long>(h),
                 body.size());

@@ -33,6 +33,9 @@ bool HasCacheControlDirective(std::string_view cache_control, std::string_view d
 // Vary header → lowercase field names, sorted and unique. Sets *star on "*".
 std::vector<std::string> ParseVary(std::string_view vary, bool* star);
 
+// FNV-1a 64 of bytes (a content fingerprint, not a security property).
+uint64_t Fnv1a64(std::string_view bytes, uint64_t seed = 1469598103934665603ull);
+
 // A strong validator for a body the origin sent without an ETag.
 std::string StrongEtagFor(std::string_view body);
 

@@ -67,6 +67,13 @@ struct Reply {
   bool ok = true;          // false: no origin answer (fragment failure)
   bool cacheable = false;  // the request had a key (for ESI children)
   std::string key;
+  // ESI: the assembled body as pieces (views into the bodies `holders` keep
+  // alive); `object->head` then lacks Content-Length and ETag.
+  bool assembled = false;
+  std::vector<std::string_view> pieces;
+  std::vector<std::shared_ptr<const CachedObject>> holders;
+  size_t assembled_size = 0;
+  uint64_t assembled_hash = 0;
 };
 
 Reply MakeReply(std::shared_ptr<const CachedObject> object, const char* x_cache) {
@@ -202,10 +209,19 @@ class EdgeServer::Impl {
                            const differentiator::Decision& d);
   awaitable<Fetched> FetchAndAssemble(RequestCtx& c, const std::string& key,
                                       const differentiator::Decision& d, Fill* fill);
-  awaitable<std::shared_ptr<const Body>> EsiStage(RequestCtx& c, std::string_view target,
-                                                  http::response<http::string_body>& res,
-                                                  Fill* fill, std::vector<std::string>* children,
-                                                  bool* esi, bool* storable);
+  awaitable<Reply> ServeObject(RequestCtx& c);
+  // ESI stage, parse half: once per origin response. Null when not ESI.
+  std::shared_ptr<const std::vector<EsiInstruction>> ParseEsi(
+      const http::response<http::string_body>& res, std::string_view target);
+  // ESI stage, delivery half: fetches the includes of r's template in
+  // parallel (each through Serve, so rules, cache and coalescing apply) and
+  // fills r.pieces in order.
+  awaitable<void> Assemble(RequestCtx& c, Reply& r);
+  // Keys the includes of a template would have for this request.
+  std::vector<std::string> ChildKeys(const RequestCtx& c, const std::vector<EsiInstruction>& ins,
+                                     std::string_view target);
+  std::vector<RequestCtx> SubRequests(const RequestCtx& c, const std::vector<EsiInstruction>& ins,
+                                      std::string_view target) const;
   awaitable<UpstreamResult> OriginFetch(http::request<http::string_body>& req, bool head);
   void StoreStage(const std::string& key, const Fetched& f, Fill& fill, RegisterVerdict verdict,
                   bool* stored);
@@ -218,7 +234,8 @@ class EdgeServer::Impl {
                                                    std::string_view target, bool for_cache,
                                                    const TraceParent& tp) const;
   std::shared_ptr<CachedObject> BuildObject(http::response<http::string_body>& res,
-                                            std::shared_ptr<const Body> body, bool esi_done,
+                                            std::shared_ptr<const Body> body,
+                                            std::shared_ptr<const std::vector<EsiInstruction>> esi,
                                             bool head_response) const;
   std::shared_ptr<const differentiator::RuleSet> Rules() const {
     if (deps_.rules_provider) return deps_.rules_provider();
@@ -528,13 +545,22 @@ awaitable<void> EdgeServer::Impl::Session(tcp::socket socket) {
 awaitable<void> EdgeServer::Impl::WriteReply(beast::tcp_stream& stream, const Reply& r,
                                              const RequestCtx& c, bool keep_alive) {
   const CachedObject& o = *r.object;
+  // An assembled ESI page has the edge's own validator: a fingerprint of the
+  // template and of every fragment it holds.
+  char esi_etag[48];
+  std::string_view etag = o.etag();
+  if (r.assembled) {
+    int len = std::snprintf(esi_etag, sizeof esi_etag, "\"cp-esi-%016llx-%zx\"",
+                            static_cast<unsigned long long>(r.assembled_hash), r.assembled_size);
+    etag = std::string_view(esi_etag, len);
+  }
   // Conditional requests are answered from what the edge holds (hits and
   // fresh misses); passes are the origin's business.
   bool not_modified = false;
   if (r.x_cache[0] != 'P' && o.status == 200) {
     auto inm = FindHeader(c.headers, "if-none-match");
     if (inm) {
-      not_modified = IfNoneMatchMatches(*inm, o.etag());
+      not_modified = IfNoneMatchMatches(*inm, etag);
     } else if (auto ims = FindHeader(c.headers, "if-modified-since"); ims && o.lm_len > 0) {
       not_modified = NotModifiedSince(*ims, o.last_modified());
     }
@@ -552,9 +578,23 @@ awaitable<void> EdgeServer::Impl::WriteReply(beast::tcp_stream& stream, const Re
   if (not_modified) {
     not_modified_.fetch_add(1, std::memory_order_relaxed);
     std::string head = "HTTP/1.1 304 Not Modified\r\n";
-    if (o.etag_len > 0) head += "ETag: " + std::string(o.etag()) + "\r\n";
+    if (!etag.empty()) head += "ETag: " + std::string(etag) + "\r\n";
     if (o.lm_len > 0) head += "Last-Modified: " + std::string(o.last_modified()) + "\r\n";
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(tail, n)};
+    co_await asio::async_write(stream, bufs, asio::redirect_error(use_awaitable, ec));
+    co_return;
+  }
+  if (r.assembled) {
+    std::string extra = "Content-Length: " + std::to_string(r.assembled_size) + "\r\n";
+    if (o.status == 200) extra += "ETag: " + std::string(etag) + "\r\n";
+    std::vector<asio::const_buffer> bufs;
+    bufs.reserve(3 + r.pieces.size());
+    bufs.push_back(asio::buffer(o.head));
+    bufs.push_back(asio::buffer(extra));
+    bufs.push_back(asio::buffer(tail, n));
+    if (!c.head)
+      for (auto piece : r.pieces)
+        if (!piece.empty()) bufs.push_back(asio::buffer(piece.data(), piece.size()));
     co_await asio::async_write(stream, bufs, asio::redirect_error(use_awaitable, ec));
     co_return;
   }
@@ -601,6 +641,12 @@ void EdgeServer::Impl::MarkWrite(const RequestCtx& c) {
 }
 
 awaitable<Reply> EdgeServer::Impl::Serve(RequestCtx& c) {
+  Reply r = co_await ServeObject(c);
+  if (r.object && r.object->esi) co_await Assemble(c, r);
+  co_return r;
+}
+
+awaitable<Reply> EdgeServer::Impl::ServeObject(RequestCtx& c) {
   // key: the rules decide for GET, HEAD and POST (a POST search can be a
   // cacheable read keyed by its form fields); other methods never are reads.
   bool never_read = c.method != "GET" && c.method != "HEAD" && c.method != "POST";
@@ -688,15 +734,11 @@ awaitable<Reply> EdgeServer::Impl::Pass(RequestCtx& c, std::string_view target) 
     co_return r;
   }
   if (c.method == "POST" && up.response.result_int() < 500) MarkWrite(c);
-  // The origin was told we do ESI, so passed pages are assembled too.
-  std::vector<std::string> children;
-  bool esi = false, storable = true;
-  std::shared_ptr<const Body> body;
-  if (c.head)
-    body = std::make_shared<const Body>();
-  else
-    body = co_await EsiStage(c, target, up.response, nullptr, &children, &esi, &storable);
-  r.object = BuildObject(up.response, std::move(body), esi, c.head);
+  // The origin was told we do ESI, so passed pages are assembled too (by
+  // Serve, from the template built here).
+  auto esi = c.head ? nullptr : ParseEsi(up.response, target);
+  auto body = std::make_shared<const Body>(std::move(up.response.body()));
+  r.object = BuildObject(up.response, std::move(body), std::move(esi), c.head);
   co_return r;
 }
 
@@ -979,10 +1021,10 @@ awaitable<UpstreamResult> EdgeServer::Impl::OriginFetch(http::request<http::stri
   co_return out;
 }
 
-std::shared_ptr<CachedObject> EdgeServer::Impl::BuildObject(http::response<http::string_body>& res,
-                                                            std::shared_ptr<const Body> body,
-                                                            bool esi_done,
-                                                            bool head_response) const {
+std::shared_ptr<CachedObject> EdgeServer::Impl::BuildObject(
+    http::response<http::string_body>& res, std::shared_ptr<const Body> body,
+    std::shared_ptr<const std::vector<EsiInstruction>> esi, bool head_response) const {
+  const bool esi_done = esi != nullptr;
   auto o = std::make_shared<CachedObject>();
   o->status = res.result_int();
   o->head.reserve(256);
@@ -1027,13 +1069,15 @@ std::shared_ptr<CachedObject> EdgeServer::Impl::BuildObject(http::response<http:
     o->head += "\r\n";
   }
   bool bodiless = o->status == 204 || o->status == 304 || (o->status >= 100 && o->status < 200);
-  if (o->etag_len == 0 && o->status == 200 && !head_response && o->head.size() < 60000) {
+  o->body_hash = Fnv1a64(*body);
+  if (o->etag_len == 0 && o->status == 200 && !head_response && !esi_done &&
+      o->head.size() < 60000) {
     std::string etag = StrongEtagFor(*body);
     o->etag_off = static_cast<uint16_t>(o->head.size() + 6);
     o->etag_len = static_cast<uint16_t>(etag.size());
     o->head += "ETag: " + etag + "\r\n";
   }
-  if (!bodiless) {
+  if (!bodiless && !esi_done) {
     o->head += "Content-Length: ";
     if (head_response && !origin_length.empty())
       o->head.append(origin_length);
@@ -1042,137 +1086,169 @@ std::shared_ptr<CachedObject> EdgeServer::Impl::BuildObject(http::response<http:
     o->head += "\r\n";
   }
   o->head.shrink_to_fit();
+  o->esi = std::move(esi);
   o->body = std::move(body);
   o->stored_at_unix = NowUnix();
   return o;
 }
 
-awaitable<std::shared_ptr<const Body>> EdgeServer::Impl::EsiStage(
-    RequestCtx& c, std::string_view target, http::response<http::string_body>& res, Fill* fill,
-    std::vector<std::string>* children, bool* esi, bool* storable) {
+std::shared_ptr<const std::vector<EsiInstruction>> EdgeServer::Impl::ParseEsi(
+    const http::response<http::string_body>& res, std::string_view target) {
   auto sc = res.find("Surrogate-Control");
-  *esi = sc != res.end() && ToView(sc->value()).find("ESI/1.0") != std::string_view::npos;
-  *storable = true;
-  std::shared_ptr<const Body> body;
-  if (!*esi) {
+  if (sc == res.end() || ToView(sc->value()).find("ESI/1.0") == std::string_view::npos) {
     esi_out_.Add(EsiOutcome::kNotEsi);
-    body = std::make_shared<const Body>(std::move(res.body()));
-  } else {
-    EsiParser parser;
-    parser.Feed(res.body());
-    parser.Finish();
-    bool errors = !parser.errors().empty();
-    for (const auto& e : parser.errors()) {
-      esi_errors_.fetch_add(1, std::memory_order_relaxed);
-      log::Warn(kPart, "ESI markup error",
-                {{"url", std::string(target)},
-                 {"offset", std::to_string(e.offset)},
-                 {"error", e.message}});
-    }
-    const auto& ins = parser.instructions();
-    bool depth_exceeded = c.depth >= deps_.esi_max_depth;
-    std::vector<size_t> include_idx;
-    for (size_t i = 0; i < ins.size(); ++i)
-      if (ins[i].kind == EsiInstruction::Kind::kInclude) include_idx.push_back(i);
-    if (!depth_exceeded && include_idx.size() > static_cast<size_t>(deps_.esi_max_fragments)) {
-      esi_errors_.fetch_add(1, std::memory_order_relaxed);
-      errors = true;
-      include_idx.resize(deps_.esi_max_fragments);
-    }
-    std::vector<Reply> parts(ins.size());
-    bool any_failed = false, any_uncacheable = false;
-    if (depth_exceeded) {
-      esi_errors_.fetch_add(1, std::memory_order_relaxed);
-      any_failed = true;
-    } else if (!include_idx.empty()) {
-      // Sub-requests inherit the parent's headers (cookies, language) so the
-      // rules key fragments exactly as they would key a direct request.
-      std::vector<RequestCtx> subs(include_idx.size());
-      for (size_t j = 0; j < include_idx.size(); ++j) {
-        std::string src = ins[include_idx[j]].src;
-        if (src.starts_with("http://") || src.starts_with("https://")) {
-          size_t slash = src.find('/', src.find("//") + 2);
-          src = slash == std::string::npos ? "/" : src.substr(slash);
-        } else if (!src.starts_with("/")) {
-          std::string base(target.substr(0, target.find('?')));
-          src = base.substr(0, base.rfind('/') + 1) + src;
-        }
-        RequestCtx& s = subs[j];
-        s.method = "GET";
-        s.target = std::move(src);
-        for (const auto& h : c.headers)
-          if (!IEquals(h.first, "if-none-match") && !IEquals(h.first, "if-modified-since"))
-            s.headers.push_back(h);
-        s.client = c.client;
-        s.depth = c.depth + 1;
-      }
-      auto ex = co_await asio::this_coro::executor;
-      struct Gather {
-        explicit Gather(asio::any_io_executor e) : timer(e) {}
-        asio::steady_timer timer;
-        size_t remaining = 0;
-      };
-      auto g = std::make_shared<Gather>(ex);
-      g->timer.expires_at(asio::steady_timer::time_point::max());
-      g->remaining = include_idx.size();
-      for (size_t j = 0; j < include_idx.size(); ++j) {
-        Reply* slot = &parts[include_idx[j]];
-        RequestCtx* sub = &subs[j];
-        asio::co_spawn(
-            ex, [this, slot, sub]() -> awaitable<void> { *slot = co_await Serve(*sub); },
-            [g, slot](std::exception_ptr e) {
-              if (e) slot->ok = false;
-              if (--g->remaining == 0) g->timer.cancel();
-            });
-      }
-      while (g->remaining > 0) {
-        boost::system::error_code ec;
-        co_await g->timer.async_wait(asio::redirect_error(use_awaitable, ec));
-      }
-      for (size_t idx : include_idx) {
-        Reply& p = parts[idx];
-        if (!p.ok || !p.object || p.object->status < 200 || p.object->status >= 300) {
-          any_failed = true;
-          esi_errors_.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        }
-        if (!p.cacheable) any_uncacheable = true;
-        if (!p.key.empty()) {
-          (*children).push_back(p.key);
-          if (fill) {
-            std::lock_guard lock(fill->mu);
-            fill->children.push_back(p.key);
-          }
-        }
-      }
-    }
-    // Ejections of a child between its fetch and now are caught by the
-    // fill's children list only from the moment it was recorded; re-check
-    // that each child is still stored (else its ejection may have raced).
-    if (fill && !(*children).empty()) {
-      for (const auto& ch : (*children))
-        if (!store_.Contains(ch)) {
-          std::lock_guard lock(fill->mu);
-          fill->tainted = true;
-        }
-    }
-    auto assembled = std::make_shared<Body>();
-    assembled->reserve(res.body().size());
-    for (size_t i = 0; i < ins.size(); ++i) {
-      if (ins[i].kind == EsiInstruction::Kind::kVerbatim) {
-        assembled->append(res.body(), ins[i].offset, ins[i].length);
-      } else if (parts[i].ok && parts[i].object && parts[i].object->body &&
-                 parts[i].object->status >= 200 && parts[i].object->status < 300) {
-        assembled->append(*parts[i].object->body);
-      }
-    }
-    body = std::move(assembled);
-    if (any_failed || any_uncacheable) *storable = false;
-    esi_out_.Add(depth_exceeded         ? EsiOutcome::kDepthExceeded
-                 : errors || any_failed ? EsiOutcome::kAssembledWithErrors
-                                        : EsiOutcome::kAssembled);
+    return nullptr;
   }
-  co_return body;
+  EsiParser parser;
+  parser.Feed(res.body());
+  parser.Finish();
+  for (const auto& e : parser.errors()) {
+    esi_errors_.fetch_add(1, std::memory_order_relaxed);
+    log::Warn(
+        kPart, "ESI markup error",
+        {{"url", std::string(target)}, {"offset", std::to_string(e.offset)}, {"error", e.message}});
+  }
+  auto ins = parser.instructions();
+  const size_t max_includes = static_cast<size_t>(std::max(0, deps_.esi_max_fragments));
+  if (parser.include_count() > max_includes) {
+    // Includes beyond the bound are dropped (counted, logged).
+    esi_errors_.fetch_add(1, std::memory_order_relaxed);
+    log::Warn(kPart, "too many ESI includes; extra ones dropped", {{"url", std::string(target)}});
+    size_t seen = 0;
+    std::erase_if(ins, [&](const EsiInstruction& i) {
+      return i.kind == EsiInstruction::Kind::kInclude && ++seen > max_includes;
+    });
+  }
+  return std::make_shared<const std::vector<EsiInstruction>>(std::move(ins));
+}
+
+std::vector<RequestCtx> EdgeServer::Impl::SubRequests(const RequestCtx& c,
+                                                      const std::vector<EsiInstruction>& ins,
+                                                      std::string_view target) const {
+  std::vector<RequestCtx> subs;
+  for (const auto& i : ins) {
+    if (i.kind != EsiInstruction::Kind::kInclude) continue;
+    std::string src = i.src;
+    if (src.starts_with("http://") || src.starts_with("https://")) {
+      size_t slash = src.find('/', src.find("//") + 2);
+      src = slash == std::string::npos ? "/" : src.substr(slash);
+    } else if (!src.starts_with("/")) {
+      std::string base(target.substr(0, target.find('?')));
+      src = base.substr(0, base.rfind('/') + 1) + src;
+    }
+    // Sub-requests inherit the parent's headers (cookies, language) so the
+    // rules key fragments exactly as they would key a direct request.
+    RequestCtx s;
+    s.method = "GET";
+    s.target = std::move(src);
+    for (const auto& h : c.headers)
+      if (!IEquals(h.first, "if-none-match") && !IEquals(h.first, "if-modified-since") &&
+          !IEquals(h.first, "content-length") && !IEquals(h.first, "content-type"))
+        s.headers.push_back(h);
+    s.client = c.client;
+    s.depth = c.depth + 1;
+    subs.push_back(std::move(s));
+  }
+  return subs;
+}
+
+std::vector<std::string> EdgeServer::Impl::ChildKeys(const RequestCtx& c,
+                                                     const std::vector<EsiInstruction>& ins,
+                                                     std::string_view target) {
+  std::vector<std::string> keys;
+  auto rules = Rules();
+  if (!rules) return keys;
+  for (const auto& s : SubRequests(c, ins, target)) {
+    try {
+      differentiator::RequestView view{s.method, s.target, s.headers, {}};
+      auto d = rules->Decide(view, NowUnix());
+      if (d.verdict == differentiator::Verdict::kCache) keys.push_back(d.key.ToString());
+    } catch (const std::exception&) {
+      errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  return keys;
+}
+
+awaitable<void> EdgeServer::Impl::Assemble(RequestCtx& c, Reply& r) {
+  const CachedObject& t = *r.object;
+  const auto& ins = *t.esi;
+  std::string_view target = t.url.empty() ? std::string_view(c.target) : std::string_view(t.url);
+  std::vector<Reply> parts;
+  const bool depth_exceeded = c.depth >= deps_.esi_max_depth;
+  bool failed = false;
+  std::vector<RequestCtx> subs;
+  if (depth_exceeded) {
+    esi_errors_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    subs = SubRequests(c, ins, target);
+    parts.resize(subs.size());
+  }
+  if (!subs.empty()) {
+    auto ex = co_await asio::this_coro::executor;
+    struct Gather {
+      explicit Gather(asio::any_io_executor e) : timer(e) {}
+      asio::steady_timer timer;
+      size_t remaining = 0;
+    };
+    auto g = std::make_shared<Gather>(ex);
+    g->timer.expires_at(asio::steady_timer::time_point::max());
+    g->remaining = subs.size();
+    for (size_t j = 0; j < subs.size(); ++j) {
+      Reply* slot = &parts[j];
+      RequestCtx* sub = &subs[j];
+      asio::co_spawn(
+          ex, [this, slot, sub]() -> awaitable<void> { *slot = co_await Serve(*sub); },
+          [g, slot](std::exception_ptr e) {
+            if (e) slot->ok = false;
+            if (--g->remaining == 0) g->timer.cancel();
+          });
+    }
+    while (g->remaining > 0) {
+      boost::system::error_code ec;
+      co_await g->timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+  }
+  // Pieces in order: verbatim ranges of the template, then each include's
+  // body (or its own pieces when it was itself assembled). No copies.
+  auto mix = [](uint64_t h, uint64_t v) {
+    return Fnv1a64(std::string_view(reinterpret_cast<const char*>(&v), sizeof v), h);
+  };
+  const std::string_view raw = *t.body;
+  uint64_t h = mix(1469598103934665603ull, t.body_hash);
+  r.holders.push_back(r.object);
+  size_t next = 0;
+  for (const auto& i : ins) {
+    if (i.kind == EsiInstruction::Kind::kVerbatim) {
+      r.pieces.push_back(raw.substr(i.offset, i.length));
+      r.assembled_size += i.length;
+      continue;
+    }
+    if (depth_exceeded || next >= parts.size()) continue;
+    Reply& p = parts[next++];
+    if (!p.ok || !p.object || p.object->status < 200 || p.object->status >= 300) {
+      failed = true;
+      esi_errors_.fetch_add(1, std::memory_order_relaxed);
+      log::Warn(kPart, "ESI include failed", {{"url", std::string(target)}, {"src", i.src}});
+      continue;
+    }
+    if (p.assembled) {
+      r.pieces.insert(r.pieces.end(), p.pieces.begin(), p.pieces.end());
+      r.holders.insert(r.holders.end(), p.holders.begin(), p.holders.end());
+      r.assembled_size += p.assembled_size;
+      h = mix(h, p.assembled_hash);
+    } else {
+      r.pieces.push_back(*p.object->body);
+      r.holders.push_back(p.object);
+      r.assembled_size += p.object->body->size();
+      h = mix(h, p.object->body_hash);
+    }
+  }
+  r.assembled = true;
+  r.assembled_hash = h;
+  esi_out_.Add(depth_exceeded ? EsiOutcome::kDepthExceeded
+               : failed       ? EsiOutcome::kAssembledWithErrors
+                              : EsiOutcome::kAssembled);
 }
 
 awaitable<Fetched> EdgeServer::Impl::FetchAndAssemble(RequestCtx& c, const std::string& key,
@@ -1202,12 +1278,11 @@ awaitable<Fetched> EdgeServer::Impl::FetchAndAssemble(RequestCtx& c, const std::
   for (const auto& h : res) rh.emplace_back(ToView(h.name_string()), ToView(h.value()));
   f.storable = ResponseStorability(res.result_int(), rh);
 
-  // ESI stage: parse once, fetch includes in parallel, assemble in order.
-  bool esi = false, esi_storable = true;
-  std::shared_ptr<const Body> body =
-      co_await EsiStage(c, target, res, fill, &f.children, &esi, &esi_storable);
-  if (!esi_storable) f.storable = StoreOutcome::kFragmentFailed;
-  f.object = BuildObject(res, std::move(body), esi, false);
+  // ESI stage, parse half: once, here; the includes are fetched per delivery.
+  auto esi = ParseEsi(res, target);
+  if (esi) f.children = ChildKeys(c, *esi, target);
+  auto body = std::make_shared<const Body>(std::move(res.body()));
+  f.object = BuildObject(res, std::move(body), std::move(esi), false);
   if (!f.object->vary_names.empty()) {
     auto value_of = [&c](std::string_view name) {
       auto v = FindHeader(c.headers, name);

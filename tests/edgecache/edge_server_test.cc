@@ -441,11 +441,38 @@ TEST(EdgeServer, EsiRegistersChildrenWithThePage) {
   });
   f.Get("/page");
   std::lock_guard lock(reg.mu);
-  ASSERT_EQ(reg.completed.size(), 3u);  // two fragments, then the page
-  const auto& page = reg.completed.back();
+  ASSERT_EQ(reg.completed.size(), 3u);  // the page, then its two fragments
+  const auto& page = reg.completed.front();
   EXPECT_EQ(page.cache_key, FakeRules::KeyFor("/page"));
   EXPECT_EQ(std::set<std::string>(page.children.begin(), page.children.end()),
             (std::set<std::string>{FakeRules::KeyFor("/frag/a"), FakeRules::KeyFor("/frag/b")}));
+}
+
+TEST(EdgeServer, EsiFragmentKeyedPerUserIsNeverSharedThroughThePage) {
+  // The page is keyed blind to the user; its /frag/user include is keyed by
+  // the `user` cookie. Each delivery assembles anew, so bob never gets
+  // alice's fragment even though the page template is a hit.
+  EdgeFixture f([](const OriginRequest& r) {
+    if (r.Path() == "/upage")
+      return Page("<p><esi:include src=\"/frag/user\"/></p>",
+                  {{"Surrogate-Control", "content=\"ESI/1.0\""}});
+    auto it = r.headers.find("cookie");
+    return Page("hello " + (it == r.headers.end() ? std::string("nobody") : it->second));
+  });
+  auto alice = f.Get("/upage", {{"Cookie", "user=alice"}});
+  auto bob = f.Get("/upage", {{"Cookie", "user=bob"}});
+  EXPECT_EQ(alice.body, "<p>hello user=alice</p>");
+  EXPECT_EQ(bob.body, "<p>hello user=bob</p>");
+  EXPECT_EQ(bob.Header("x-cache"), "HIT");  // the template
+  auto alice2 = f.Get("/upage", {{"Cookie", "user=alice"}});
+  EXPECT_EQ(alice2.body, "<p>hello user=alice</p>");
+  EXPECT_EQ(f.origin.Count("/upage"), 1);
+  EXPECT_EQ(f.origin.Count("/frag/user"), 2);  // one per user, then hits
+  // Assembled pages carry their own validator and answer 304 on it.
+  std::string etag = alice2.Header("etag");
+  ASSERT_FALSE(etag.empty());
+  EXPECT_EQ(f.Get("/upage", {{"Cookie", "user=alice"}, {"If-None-Match", etag}}).status, 304);
+  EXPECT_EQ(f.Get("/upage", {{"Cookie", "user=bob"}, {"If-None-Match", etag}}).status, 200);
 }
 
 TEST(EdgeServer, EsiBadMarkupIsCountedNotFatal) {

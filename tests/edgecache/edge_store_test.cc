@@ -80,6 +80,37 @@ TEST_F(EdgeStoreTest, EsiAssemblyIsByteIdenticalToTheStoresOwn) {
   EXPECT_GE(edge_->Metrics().Outcome("esi/assembled"), 4u);
 }
 
+TEST_F(EdgeStoreTest, PersonalFragmentIsKeyedByTheSignedInUser) {
+  auto signin = [&](const std::string& user, const std::string& password) {
+    auto r = Fetch(store_port_, "POST", "/signin",
+                   {{"Content-Type", "application/x-www-form-urlencoded"}},
+                   "username=" + user + "&password=" + password);
+    EXPECT_EQ(r.status, 303) << r.body;
+    std::string c = r.Header("set-cookie");
+    return c.substr(0, c.find(';'));
+  };
+  std::string j2ee = signin("j2ee", "j2ee");
+  // Same locale (en_US), different favourite category: the page key is the
+  // same for both, only the mylist fragment differs.
+  std::string user1 = signin("user1", "password");
+  ASSERT_TRUE(j2ee.starts_with("sid=")) << j2ee;
+  const std::string page = "/product/FI-SW-01";
+  auto direct_j2ee = Fetch(store_port_, "GET", page, {{"Cookie", j2ee}});
+  auto direct_user1 = Fetch(store_port_, "GET", page, {{"Cookie", user1}});
+  ASSERT_EQ(direct_j2ee.status, 200);
+  ASSERT_NE(direct_j2ee.body, direct_user1.body);  // the mylist fragment differs
+  for (int round = 0; round < 2; ++round) {
+    auto e1 = Fetch(edge_->port(), "GET", page, {{"Cookie", j2ee}});
+    auto e2 = Fetch(edge_->port(), "GET", page, {{"Cookie", user1}});
+    EXPECT_EQ(e1.body, direct_j2ee.body) << "round " << round;
+    EXPECT_EQ(e2.body, direct_user1.body) << "round " << round;
+    if (round == 1) {
+      EXPECT_EQ(e1.Header("x-cache"), "HIT");
+      EXPECT_EQ(e2.Header("x-cache"), "HIT");
+    }
+  }
+}
+
 TEST_F(EdgeStoreTest, ShopperPagesPass) {
   EXPECT_EQ(Fetch(edge_->port(), "GET", "/cart").Header("x-cache"), "PASS");
   EXPECT_EQ(Fetch(edge_->port(), "GET", "/signin").Header("x-cache"), "PASS");

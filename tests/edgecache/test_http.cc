@@ -208,9 +208,12 @@ differentiator::Decision FakeRules::Decide(const differentiator::RequestView& r,
   if (auto q = target.find('?'); q != std::string::npos)
     d.key.query.emplace_back("q", target.substr(q + 1));
   for (const auto& [n, v] : r.headers) {
-    if (IEquals(n, "cookie"))
+    if (IEquals(n, "cookie")) {
       if (auto lang = CookieValue(v, "lang"))
         d.key.cookies.emplace_back("lang", std::string(*lang));
+      if (auto user = CookieValue(v, "user"); user && path.starts_with("/frag/user"))
+        d.key.cookies.emplace_back("user", std::string(*user));
+    }
   }
   return d;
 }

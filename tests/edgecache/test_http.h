@@ -90,7 +90,7 @@ std::string RawExchange(uint16_t port, const std::string& bytes);
 
 // Rules for tests: paths under /pass and POSTs are passed, everything else
 // (and POST /search, keyed by its body) is cached, keyed by path + full query
-// + the `lang` cookie.
+// + the `lang` cookie (and /frag/user* also by the `user` cookie).
 class FakeRules : public differentiator::RuleSet {
  public:
   explicit FakeRules(std::chrono::seconds ttl = std::chrono::seconds(0)) : ttl_(ttl) {}
