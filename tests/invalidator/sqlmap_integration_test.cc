@@ -10,6 +10,7 @@
 #include "invalidator/replication.h"
 #include "invalidator/sqlmap_source.h"
 #include "sqlmap/analyzer.h"
+#include "sqlmap/inflight_registry.h"
 #include "sqlmap/sqlmap.h"
 #include "tests/invalidator/fakes.h"
 #include "tests/support/pg_test_db.h"
@@ -43,11 +44,13 @@ class WithRealMap : public ::testing::Test {
     sqlmap::MapOptions mo;
     mo.path = dir_.string();
     ASSERT_TRUE(sqlmap::SqlMap::Open(mo, &map_).ok());
-    source_ = MakeSqlMapSource(map_.get());
     sqlmap::AnalyzerOptions ao;
     ao.table_columns = {{"public.product", {"productid", "category", "name"}},
                         {"public.item", {"itemid", "productid", "listprice", "unitcost", "attr1"}}};
     analyzer_ = std::make_unique<sqlmap::Analyzer>(ao);
+    inflight_ = std::make_unique<sqlmap::InFlightRegistry>(analyzer_.get(), map_.get(),
+                                                           sqlmap::InFlightOptions{});
+    source_ = MakeSqlMapSource(map_.get(), inflight_.get());
 
     InvalidatorDeps deps;
     deps.conninfo = db_->Conninfo();
@@ -66,6 +69,8 @@ class WithRealMap : public ::testing::Test {
     if (inv_) inv_->Stop();
     inv_.reset();
     if (conn_) pg::Exec(conn_.get(), "SELECT pg_drop_replication_slot('" + slot_ + "')");
+    source_.reset();
+    inflight_.reset();
     map_.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
@@ -105,6 +110,7 @@ class WithRealMap : public ::testing::Test {
   std::unique_ptr<sqlmap::SqlMap> map_;
   std::unique_ptr<DependencySource> source_;
   std::unique_ptr<sqlmap::Analyzer> analyzer_;
+  std::unique_ptr<sqlmap::InFlightRegistry> inflight_;
   test::RecordingEjector ejector_;
   std::unique_ptr<Invalidator> inv_;
   std::string slot_;
@@ -158,6 +164,28 @@ TEST_F(WithRealMap, AppliedPositionIsStoredInTheMap) {
   ASSERT_TRUE(ejector_.WaitEjected("/item/EST-6"));
   Barrier(2);
   EXPECT_GT(map_->AppliedLsn(), 0u);
+}
+
+TEST_F(WithRealMap, CommitDuringAnInFlightRequestKeepsItsResponseOutOfTheCache) {
+  const std::string sql =
+      "SELECT itemid, listprice FROM item WHERE itemid = $1 /*traceparent='x'*/";
+  const std::string affected = "0af7651916cd43dd8448eb211c80319c";
+  const std::string untouched = "1af7651916cd43dd8448eb211c80319c";
+  CapturedStatement a;
+  a.sql = sql;
+  a.params = {std::string("EST-1")};
+  inflight_->OnStatement(affected, a);
+  CapturedStatement b;
+  b.sql = sql;
+  b.params = {std::string("EST-2")};
+  inflight_->OnStatement(untouched, b);
+  Exec("UPDATE item SET listprice = 40 WHERE itemid = 'EST-1'");
+  Barrier(1);
+  EXPECT_EQ(inflight_->Complete({affected, "/item/EST-1", {}, "/item/EST-1"}),
+            RegisterVerdict::kTainted);
+  EXPECT_EQ(inflight_->Complete({untouched, "/item/EST-2", {}, "/item/EST-2"}),
+            RegisterVerdict::kStore);
+  EXPECT_GE(inv_->GetMetrics().tainted_requests, 1u);
 }
 
 }  // namespace
