@@ -210,6 +210,14 @@ std::string ParentKey(std::string_view child, std::string_view parent) {
 
 constexpr size_t kMaxIndexValuesPerInstance = 1000;
 
+bool KeyLikeColumn(std::string_view c) {
+  auto ends = [&](std::string_view suffix) {
+    return c.size() >= suffix.size() && c.substr(c.size() - suffix.size()) == suffix;
+  };
+  return ends("id") || ends("key") || ends("code") || ends("sku") || ends("uuid") ||
+         ends("email") || ends("name") || ends("slug");
+}
+
 // The one indexable conjunct of a table's predicate, if any.
 bool IndexableConjunct(const Predicate& p, const QueryInstance& qi, std::string* column,
                        std::vector<std::string>* values) {
@@ -238,12 +246,23 @@ bool IndexableConjunct(const Predicate& p, const QueryInstance& qi, std::string*
     return true;
   };
   if (try_compare(p)) return true;
-  if (p.kind == Predicate::Kind::kAnd) {
-    for (const auto& c : p.children) {
-      if (try_compare(c)) return true;
+  if (p.kind != Predicate::Kind::kAnd) return false;
+  // Any conjunct is sound; prefer the most selective-looking one, so that a
+  // changed row finds few candidates: key-like columns over `locale` or
+  // `status`, = over IN. Ties keep text order.
+  const Predicate* best = nullptr;
+  int best_score = -1;
+  for (const auto& c : p.children) {
+    if (c.kind != Predicate::Kind::kCompare || (c.op != CompareOp::kEq && c.op != CompareOp::kIn)) {
+      continue;
+    }
+    int score = (c.op == CompareOp::kEq ? 1 : 0) + (KeyLikeColumn(c.column) ? 2 : 0);
+    if (score > best_score && try_compare(c)) {
+      best = &c;
+      best_score = score;
     }
   }
-  return false;
+  return best != nullptr && try_compare(*best);
 }
 
 std::vector<IndexEntry> EntriesFor(const QueryInstance& qi) {

@@ -309,6 +309,22 @@ TEST(SqlMapTest, NonCanonicalLiteralsMeetRowValues) {
             std::vector<InstanceId>{q.IdValue()});
 }
 
+TEST(SqlMapTest, IndexPrefersKeyLikeConjunct) {
+  TempDir dir;
+  auto map = OpenMap(dir.path());
+  Analyzer an(AnalyzerOptions{});
+  QueryInstance q =
+      Inst(an, "SELECT name FROM category_details WHERE locale = 'en_US' AND catid = 'FISH'");
+  std::vector<QueryInstance> inst{q};
+  ASSERT_TRUE(map->PutPage("k", inst, {}, "/k").ok());
+  EXPECT_EQ(Candidates(*map, "public.category_details", "catid", "FISH"),
+            std::vector<InstanceId>{q.IdValue()});
+  EXPECT_TRUE(Candidates(*map, "public.category_details", "locale", "en_US").empty());
+  std::vector<std::string> cols;
+  map->IndexedColumns("public.category_details", &cols);
+  EXPECT_EQ(cols, std::vector<std::string>{"catid"});
+}
+
 TEST(SqlMapTest, CoarseInstancesAreUnindexed) {
   TempDir dir;
   auto map = OpenMap(dir.path());
