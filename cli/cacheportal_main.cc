@@ -12,6 +12,7 @@ constexpr const char* kUsage =
     "usage: cacheportal <command> [options]\n"
     "\n"
     "commands:\n"
+    "  serve         run edge, sniffer, map and invalidator in one process\n"
     "  edge          run the edge cache (reverse proxy)\n"
     "  sniffer       run the PostgreSQL wire-protocol sniffer\n"
     "  invalidator   run the invalidator (logical replication consumer)\n"
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   std::string_view cmd = argv[1];
   int sub_argc = argc - 1;
   char** sub_argv = argv + 1;
+  if (cmd == "serve") return cacheportal::RunServeCommand(sub_argc, sub_argv);
   if (cmd == "edge") return cacheportal::RunEdgeCommand(sub_argc, sub_argv);
   if (cmd == "sniffer") return cacheportal::RunSnifferCommand(sub_argc, sub_argv);
   if (cmd == "invalidator") return cacheportal::RunInvalidatorCommand(sub_argc, sub_argv);

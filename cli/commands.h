@@ -15,5 +15,6 @@ int RunMapCommand(int argc, char** argv);          // sqlmap/map_command.cc
 int RunRulesCommand(int argc, char** argv);        // differentiator/rules_command.cc
 int RunEdgeCommand(int argc, char** argv);         // edgecache/edge_command.cc
 int RunInvalidatorCommand(int argc, char** argv);  // invalidator/invalidator_command.cc
+int RunServeCommand(int argc, char** argv);        // cli/serve_command.cc
 
 }  // namespace cacheportal

@@ -67,6 +67,9 @@ std::optional<std::string> Base64UrlDecode(std::string_view in) {
       out.push_back(static_cast<char>((acc >> bits) & 0xff));
     }
   }
+  // Leftover bits must be zero: otherwise two encodings decode alike and a
+  // MAC could be altered without failing verification.
+  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
   return out;
 }
 

@@ -49,3 +49,12 @@ TEST(Encoding, Base64UrlAndPercent) {
 
 }  // namespace
 }  // namespace cacheportal
+
+namespace cacheportal {
+namespace {
+TEST(Encoding, Base64UrlRejectsNonCanonicalTrailingBits) {
+  EXPECT_EQ(Base64UrlEncode("a"), "YQ");
+  EXPECT_FALSE(Base64UrlDecode("YR")) << "low bits of the last character must be zero";
+}
+}  // namespace
+}  // namespace cacheportal

@@ -1,0 +1,180 @@
+// `cacheportal serve`: edge, sniffer, sqlmap and invalidator in one process.
+//
+// Start order matters for freshness: the map and the in-flight registry come
+// first, then the sniffer (so statements are registered from the first
+// request on), then the edge — not vouched for, so it serves no hits — and
+// last the invalidator, which vouches for the edge once it has caught up with
+// the replication stream. Stop runs in reverse, after SIGINT/SIGTERM.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "cli/commands.h"
+#include "common/log.h"
+#include "config/config_loader.h"
+#include "differentiator/rules_reloader.h"
+#include "edgecache/edge_server.h"
+#include "invalidator/replication.h"
+#include "invalidator/sqlmap_source.h"
+#include "sniffer/sniffer.h"
+#include "sqlmap/analyzer.h"
+#include "sqlmap/inflight_registry.h"
+#include "sqlmap/sqlmap.h"
+
+namespace cacheportal {
+namespace {
+
+constexpr const char* kServeUsage =
+    "usage: cacheportal serve [--config FILE] [--admin-token TOKEN] [--log-level LEVEL]\n"
+    "\n"
+    "Runs the edge cache, the sniffer, the page/query map and the invalidator in\n"
+    "one process, configured by one file (default config/cacheportal.yaml).\n"
+    "SIGINT/SIGTERM drain and stop. Exit codes: 0 stopped cleanly, 1 runtime\n"
+    "failure, 2 usage error, 3 configuration error.\n";
+
+}  // namespace
+
+int RunServeCommand(int argc, char** argv) {
+  std::string config_path = "config/cacheportal.yaml";
+  std::string admin_token, log_level;
+  bool have_token = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "cacheportal serve: %s needs a value\n", name);
+        return nullptr;
+      }
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::fputs(kServeUsage, stdout);
+      return kExitOk;
+    } else if (a == "--config") {
+      const char* v = value("--config");
+      if (!v) return kExitUsage;
+      config_path = v;
+    } else if (a == "--admin-token") {
+      const char* v = value("--admin-token");
+      if (!v) return kExitUsage;
+      admin_token = v;
+      have_token = true;
+    } else if (a == "--log-level") {
+      const char* v = value("--log-level");
+      if (!v) return kExitUsage;
+      log_level = v;
+    } else {
+      std::fprintf(stderr, "cacheportal serve: unknown option '%s'\n\n%s", argv[i], kServeUsage);
+      return kExitUsage;
+    }
+  }
+
+  auto config = LoadConfigFile(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "cacheportal serve: %s\n", config.status().message().c_str());
+    return kExitConfig;
+  }
+  CachePortalConfig& c = *config;
+  if (have_token) c.edge.admin_token = admin_token;
+  if (!log_level.empty()) c.common.log_level = log_level;
+  log::Level level;
+  if (!log::ParseLevel(c.common.log_level, &level)) {
+    std::fprintf(stderr, "cacheportal serve: unknown log level '%s'\n", c.common.log_level.c_str());
+    return kExitUsage;
+  }
+  log::SetLevel(level);
+
+  // Block the stop signals in every thread (threads inherit the mask) so that
+  // only the sigwait below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  sqlmap::AnalyzerOptions analyzer_options;
+  analyzer_options.logging_tables = c.sqlmap.logging_tables;
+  sqlmap::Analyzer analyzer(analyzer_options);
+  std::unique_ptr<sqlmap::SqlMap> map;
+  sqlmap::MapOptions map_options;
+  map_options.path = c.sqlmap.path;
+  map_options.sync_writes = c.sqlmap.sync_writes;
+  if (Status s = sqlmap::SqlMap::Open(map_options, &map); !s.ok()) {
+    log::Error("serve", "cannot open the map", {{"path", c.sqlmap.path}, {"error", s.ToString()}});
+    return kExitFailure;
+  }
+  sqlmap::InFlightRegistry registry(&analyzer, map.get(), sqlmap::InFlightOptions{});
+
+  auto sniffer = Sniffer::Start(c.sniffer, &registry);
+  if (!sniffer.ok()) {
+    log::Error("serve", "sniffer did not start", {{"error", sniffer.status().ToString()}});
+    return kExitFailure;
+  }
+
+  auto rules = differentiator::RulesReloader::Create(c.edge.rules_file, c.common.session_secret);
+  if (!rules.ok()) {
+    std::fprintf(stderr, "cacheportal serve: %s\n", rules.status().message().c_str());
+    return kExitConfig;
+  }
+  differentiator::RulesReloader* reloader = rules->get();
+  edge::EdgeDeps edge_deps;
+  edge_deps.rules_provider = [reloader] { return reloader->Current(); };
+  edge_deps.check_rules = [reloader] {
+    switch (reloader->CheckNow()) {
+      case differentiator::RulesReloader::CheckOutcome::kUnchanged:
+        return edge::RulesCheck::kUnchanged;
+      case differentiator::RulesReloader::CheckOutcome::kReloaded:
+        return edge::RulesCheck::kReloaded;
+      case differentiator::RulesReloader::CheckOutcome::kFailed:
+        return edge::RulesCheck::kFailed;
+    }
+    return edge::RulesCheck::kFailed;
+  };
+  edge_deps.registrar = &registry;
+  auto edge = edge::EdgeServer::Start(c.edge, std::move(edge_deps));
+  if (!edge.ok()) {
+    log::Error("serve", "edge did not start", {{"error", edge.status().ToString()}});
+    return kExitFailure;
+  }
+  // Nothing is vouched for until the invalidator has caught up.
+  (*edge)->SetVouched(false);
+
+  auto source = invalidator::MakeSqlMapSource(map.get(), &registry);
+  invalidator::InvalidatorDeps inv_deps;
+  inv_deps.conninfo = c.common.database;
+  inv_deps.options = c.invalidator;
+  inv_deps.exclude_tables = c.sqlmap.logging_tables;
+  inv_deps.source = source.get();
+  inv_deps.ejector = edge->get();
+  auto inv = invalidator::Invalidator::Start(std::move(inv_deps));
+  if (!inv.ok()) {
+    log::Error("serve", "invalidator did not start", {{"error", inv.status().ToString()}});
+    (*edge)->Stop();
+    (*sniffer)->Stop();
+    return kExitFailure;
+  }
+
+  log::Info("serve", "CachePortal is up",
+            {{"edge", c.edge.listen_address + ":" + std::to_string((*edge)->port())},
+             {"admin", c.edge.admin_address + ":" + std::to_string((*edge)->admin_port())},
+             {"sniffer", c.sniffer.listen_address + ":" + std::to_string((*sniffer)->port())},
+             {"origin", c.edge.origin_host + ":" + std::to_string(c.edge.origin_port)}});
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log::Info("serve", "stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  // The edge first: no new fills. Then the sniffer, then the invalidator,
+  // whose last status update confirms only what was ejected.
+  (*edge)->Stop();
+  (*sniffer)->Stop();
+  (*inv)->Stop();
+  log::Info("serve", "stopped");
+  return kExitOk;
+}
+
+}  // namespace cacheportal

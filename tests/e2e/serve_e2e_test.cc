@@ -1,0 +1,211 @@
+// The whole system, as a site owner runs it: PostgreSQL, the store reaching
+// it through the sniffer, and `cacheportal serve` in front. Data is changed
+// with plain SQL behind the app's back, as a psql session would.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <thread>
+
+#include "common/pg.h"
+#include "tests/support/child_process.h"
+#include "tests/support/http_client.h"
+#include "tests/support/pg_test_db.h"
+#include "tests/support/test_env.h"
+
+namespace cacheportal {
+namespace {
+
+using testing::ChildProcess;
+using testing::HttpGet;
+using testing::HttpResponse;
+
+struct Stack {
+  std::unique_ptr<testing::TestDatabase> db;
+  std::string dir;
+  uint16_t edge = 0, admin = 0, sniffer = 0, store = 0;
+  std::unique_ptr<ChildProcess> serve, store_proc;
+};
+
+Stack* g_stack = nullptr;
+
+std::string Bin(const std::string& rel) { return std::string(testing::kBuildDir) + "/" + rel; }
+
+class E2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto db = testing::TestDatabase::Create();
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    g_stack = new Stack;
+    Stack& s = *g_stack;
+    s.db = std::make_unique<testing::TestDatabase>(std::move(*db));
+    char tmpl[] = "/tmp/cp-e2e-XXXXXX";
+    s.dir = mkdtemp(tmpl);
+
+    {
+      auto load = ChildProcess::Spawn({Bin("sample-app/cacheportal-store"), "load", "--scale", "1",
+                                       "--database", s.db->Conninfo()},
+                                      s.dir + "/load.log");
+      ASSERT_TRUE(load.ok());
+      ASSERT_EQ(load->Wait(120000), 0) << load->Log();
+    }
+
+    s.edge = testing::PickFreePort();
+    s.admin = testing::PickFreePort();
+    s.sniffer = testing::PickFreePort();
+    s.store = testing::PickFreePort();
+    std::string config = s.dir + "/cacheportal.yaml";
+    {
+      std::ofstream out(config);
+      out << "common:\n  log_level: info\n  database: \"" << s.db->Conninfo() << "\"\n"
+          << "sniffer:\n  listen_port: " << s.sniffer
+          << "\n  upstream_port: " << testing::kTestPgPort << "\n"
+          << "sqlmap:\n  path: " << s.dir << "/sqlmap\n"
+          << "invalidator:\n  slot_name: " << s.db->name()
+          << "\n  publication_name: " << s.db->name() << "\n"
+          << "edge:\n  listen_port: " << s.edge << "\n  admin_port: " << s.admin
+          << "\n  admin_token: e2e-token\n  origin_port: " << s.store
+          << "\n  rules_file: " << testing::kSourceDir << "/config/rules.yaml\n"
+          << "store:\n  listen_port: " << s.store << "\n";
+    }
+    auto serve = ChildProcess::Spawn({Bin("cli/cacheportal"), "serve", "--config", config},
+                                     s.dir + "/serve.log");
+    ASSERT_TRUE(serve.ok());
+    s.serve = std::make_unique<ChildProcess>(std::move(*serve));
+    ASSERT_TRUE(testing::WaitForPort(s.sniffer, 30000)) << s.serve->Log();
+    ASSERT_TRUE(testing::WaitForPort(s.edge, 30000)) << s.serve->Log();
+
+    std::string via_sniffer = "host=127.0.0.1 port=" + std::to_string(s.sniffer) +
+                              " user=postgres sslmode=disable dbname=" + s.db->name();
+    auto store = ChildProcess::Spawn({Bin("sample-app/cacheportal-store"), "serve", "--config",
+                                      config, "--database", via_sniffer},
+                                     s.dir + "/store.log");
+    ASSERT_TRUE(store.ok());
+    s.store_proc = std::make_unique<ChildProcess>(std::move(*store));
+    ASSERT_TRUE(testing::WaitForPort(s.store, 30000)) << s.store_proc->Log();
+  }
+
+  static void TearDownTestSuite() {
+    if (!g_stack) return;
+    g_stack->store_proc.reset();
+    if (g_stack->serve) {
+      g_stack->serve->Signal(SIGTERM);
+      EXPECT_EQ(g_stack->serve->Wait(30000), 0) << "serve did not stop cleanly on SIGTERM:\n"
+                                                << g_stack->serve->Log();
+    }
+    g_stack->serve.reset();
+    delete g_stack;
+    g_stack = nullptr;
+  }
+
+  void TearDown() override {
+    if (HasFailure() && g_stack && g_stack->serve) {
+      std::cerr << "---- serve log ----\n" << g_stack->serve->Log().substr(0, 20000) << "\n";
+      std::cerr << "---- store log ----\n" << g_stack->store_proc->Log().substr(0, 5000) << "\n";
+    }
+  }
+
+  static HttpResponse Edge(const std::string& target,
+                           std::vector<std::pair<std::string, std::string>> headers = {}) {
+    auto r = HttpGet(g_stack->edge, target, std::move(headers));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : HttpResponse{};
+  }
+  static HttpResponse Store(const std::string& target,
+                            std::vector<std::pair<std::string, std::string>> headers = {}) {
+    auto r = HttpGet(g_stack->store, target, std::move(headers));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : HttpResponse{};
+  }
+
+  // The edge serves no hits until the invalidator vouches for it; fetch until
+  // a page is a HIT (bounded) so tests start from a warm, vouched cache.
+  static HttpResponse FetchUntilHit(const std::string& target,
+                                    std::vector<std::pair<std::string, std::string>> headers = {}) {
+    HttpResponse r;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      r = Edge(target, headers);
+      if (r.Header("X-Cache") == "HIT") return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << target << " never became a HIT; last X-Cache=" << r.Header("X-Cache")
+                  << " status=" << r.status;
+    return r;
+  }
+
+  static void Sql(const std::string& sql) {
+    auto conn = g_stack->db->Connect();
+    auto r = pg::Exec(conn.get(), sql);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+};
+
+TEST_F(E2E, BrowsingThroughTheEdgeGivesHits) {
+  HttpResponse first = Edge("/product/FI-SW-01");
+  EXPECT_EQ(first.status, 200);
+  EXPECT_NE(first.Header("X-Cache"), "");
+  HttpResponse hit = FetchUntilHit("/product/FI-SW-01");
+  EXPECT_EQ(hit.status, 200);
+  EXPECT_EQ(hit.body, first.body);
+  EXPECT_TRUE(hit.HasHeader("Age"));
+}
+
+TEST_F(E2E, EdgeAndStoreServeIdenticalBytes) {
+  for (std::string target : {"/", "/category/FISH", "/product/FI-SW-01", "/item/EST-1",
+                             "/frag/categories", "/frag/items?product=FI-SW-01"}) {
+    HttpResponse via_edge = FetchUntilHit(target);
+    HttpResponse direct = Store(target);
+    EXPECT_EQ(direct.status, 200) << target;
+    EXPECT_EQ(via_edge.body, direct.body) << target;
+  }
+}
+
+TEST_F(E2E, PsqlUpdateEjectsTheAffectedPageAndOnlyIt) {
+  HttpResponse before = FetchUntilHit("/item/EST-1");
+  FetchUntilHit("/item/EST-10");
+  ASSERT_EQ(before.body.find("987.65"), std::string::npos);
+  Sql("UPDATE item_details SET listprice = 987.65 WHERE itemid = 'EST-1'");
+  // The change must show through the edge (the invalidator ejected the page).
+  HttpResponse after;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    after = Edge("/item/EST-1");
+    if (after.body.find("987.65") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_NE(after.body.find("987.65"), std::string::npos) << "stale page still served";
+  // An item whose data did not change is still a hit.
+  EXPECT_EQ(Edge("/item/EST-10").Header("X-Cache"), "HIT");
+  EXPECT_EQ(Edge("/item/EST-1").body, Store("/item/EST-1").body);
+}
+
+TEST_F(E2E, SignInCartAndCheckoutPassAndWork) {
+  auto signin =
+      testing::HttpPostForm(g_stack->edge, "/signin", {{"username", "j2ee"}, {"password", "j2ee"}});
+  ASSERT_TRUE(signin.ok()) << signin.status().ToString();
+  EXPECT_EQ(signin->Header("X-Cache"), "PASS");
+  std::string sid = testing::SetCookieValue(*signin, "sid");
+  ASSERT_FALSE(sid.empty()) << "sign-in through the edge set no session cookie";
+  auto add =
+      testing::HttpPostForm(g_stack->edge, "/cart/add", {{"itemid", "EST-1"}}, {{"Cookie", sid}});
+  ASSERT_TRUE(add.ok());
+  EXPECT_EQ(add->Header("X-Cache"), "PASS");
+  HttpResponse cart = Edge("/cart", {{"Cookie", sid}});
+  EXPECT_EQ(cart.Header("X-Cache"), "PASS");
+  EXPECT_NE(cart.body.find("EST-1"), std::string::npos);
+  HttpResponse cart_again = Edge("/cart", {{"Cookie", sid}});
+  EXPECT_EQ(cart_again.Header("X-Cache"), "PASS");
+}
+
+TEST_F(E2E, LanguageCookieSplitsTheCatalog) {
+  HttpResponse en = FetchUntilHit("/category/DOGS");
+  HttpResponse ja = FetchUntilHit("/category/DOGS", {{"Cookie", "lang=ja"}});
+  EXPECT_NE(en.body, ja.body);
+  EXPECT_EQ(ja.body, Store("/category/DOGS", {{"Cookie", "lang=ja"}}).body);
+}
+
+}  // namespace
+}  // namespace cacheportal
