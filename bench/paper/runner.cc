@@ -92,6 +92,7 @@ class Auditor {
     auto o2 = origin_.Get(p.path, PageHeaders(p));
     if (!o1.ok() || !e.ok() || !o2.ok()) return Verdict::kError;
     *x_cache = std::string(e->Header("X-Cache"));
+    if (auto age = e->Header("Age"); !age.empty()) *x_cache += " Age=" + std::string(age);
     if (e->status != o1->status && e->status != o2->status) return Verdict::kDiffer;
     if (e->body == o1->body || e->body == o2->body) return Verdict::kAgree;
     return Verdict::kDiffer;
@@ -115,12 +116,28 @@ class Auditor {
         if (again != Verdict::kDiffer) break;
       }
       double waited = Seconds(Clock::now() - first);
-      std::lock_guard lock(mu_);
       if (again == Verdict::kDiffer) {
+        // Diagnose: does the edge catch up later, or never?
+        std::string xc_stale = xc;
+        auto give_up = Clock::now() + std::chrono::seconds(20);
+        while (Clock::now() < give_up && Compare(p, &xc) == Verdict::kDiffer)
+          std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        double total = Seconds(Clock::now() - first);
+        std::string outcome =
+            Clock::now() < give_up
+                ? "agreed after " + std::to_string(static_cast<int>(total)) + " s"
+                : "still differed after " + std::to_string(static_cast<int>(total)) + " s";
+        std::lock_guard lock(mu_);
         ++result_.stale;
         if (result_.stale_pages.size() < 50)
-          result_.stale_pages.push_back(p.Name() + " X-Cache=" + xc + " (differed for " +
-                                        std::to_string(static_cast<int>(waited)) + " s)");
+          result_.stale_pages.push_back(p.Name() + " X-Cache=" + xc_stale + " (differed for " +
+                                        std::to_string(static_cast<int>(waited)) + " s; " +
+                                        outcome + ")");
+        ++(affected ? result_.affected_checked : result_.unaffected_checked);
+        return;
+      }
+      std::lock_guard lock(mu_);
+      if (false) {
       } else if (again == Verdict::kAgree) {
         ++result_.late;
         result_.late_max_s = std::max(result_.late_max_s, waited + opt_.audit_window_s);
@@ -192,7 +209,16 @@ class Writer {
     }
   }
 
-  std::vector<WriteRecord> records() const { return records_; }
+  // Waits for the probes still polling, then returns every write in order.
+  std::vector<WriteRecord> Finish() {
+    for (auto& t : probes_) t.join();
+    probes_.clear();
+    std::lock_guard lock(mu_);
+    std::vector<WriteRecord> out = records_;
+    std::sort(out.begin(), out.end(),
+              [](const WriteRecord& a, const WriteRecord& b) { return a.seq < b.seq; });
+    return out;
+  }
   std::string last_error() const { return last_error_; }
 
  private:
@@ -295,29 +321,38 @@ class Writer {
       return;
     }
     p.rec.commit_s = Seconds(t0 - start_);
-    if (opt_.through_edge) {
-      Probe(p, t0);
-      AuditJob job;
-      job.due = t0 + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(opt_.audit_window_s));
-      job.affected = p.affected;
-      job.unaffected = Unaffected(p.affected);
-      auditor_->Push(std::move(job));
+    if (!opt_.through_edge) {
+      std::lock_guard lock(mu_);
+      records_.push_back(std::move(p.rec));
+      return;
     }
-    records_.push_back(std::move(p.rec));
+    AuditJob job;
+    job.due = t0 + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double>(opt_.audit_window_s));
+    job.affected = p.affected;
+    job.unaffected = Unaffected(p.affected);
+    auditor_->Push(std::move(job));
+    // Each probe polls on its own connections and thread, so a slow
+    // invalidation does not hold back the next write.
+    probes_.emplace_back([this, p = std::move(p), t0]() mutable {
+      HttpClient edge(opt_.target, opt_.timeout_ms), origin(opt_.origin, opt_.timeout_ms);
+      Probe(p, t0, edge, origin);
+      std::lock_guard lock(mu_);
+      records_.push_back(std::move(p.rec));
+    });
   }
 
-  void Probe(Planned& p, Clock::time_point t0) {
+  void Probe(Planned& p, Clock::time_point t0, HttpClient& edge, HttpClient& origin) {
     auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
                              std::chrono::duration<double>(opt_.probe_timeout_s));
     for (int polls = 0; Clock::now() < deadline; ++polls) {
-      auto e = edge_.Get(p.probe.path, PageHeaders(p.probe));
+      auto e = edge.Get(p.probe.path, PageHeaders(p.probe));
       Clock::time_point t = Clock::now();
       if (e.ok() && e->status == 200) {
         bool fresh = e->body.find(p.marker) != std::string::npos;
         if (!fresh && polls % 25 == 24) {
           // A shopper's checkout may have moved the page past our marker.
-          auto o = origin_.Get(p.probe.path, PageHeaders(p.probe));
+          auto o = origin.Get(p.probe.path, PageHeaders(p.probe));
           fresh = o.ok() && o->body == e->body;
         }
         if (fresh) {
@@ -338,7 +373,9 @@ class Writer {
   std::mt19937_64 rng_;
   pg::ConnPtr conn_;
   std::string run_id_ = "0";
+  std::mutex mu_;
   std::vector<WriteRecord> records_;
+  std::vector<std::thread> probes_;
   std::string last_error_;
 };
 
@@ -510,7 +547,7 @@ Result<RunResult> RunOnce(const RunOptions& opt, const Catalog& catalog) {
   result.summary = rec.Summarize(opt.label, opt.users, warm, total_s);
   result.timeline = rec.Timeline(total_s);
   if (writer) {
-    result.writes = writer->records();
+    result.writes = writer->Finish();
     if (!writer->last_error().empty())
       std::fprintf(stderr, "bench: a write failed: %s\n", writer->last_error().c_str());
   }
