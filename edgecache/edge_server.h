@@ -4,6 +4,7 @@
 //
 // Request path, one stage per step, each counting a named outcome
 // (edgecache/outcomes.h): key → lookup → coalesce → fetch → ESI → store.
+// Every response carries X-Cache: HIT | MISS | PASS; hits carry Age.
 //
 // Ownership: EdgeServer owns its threads, sockets and store. The RuleSet and
 // the PageRegistrar are borrowed and must outlive the server (Stop() first).
@@ -89,7 +90,11 @@ class EdgeServer : public Ejector {
   std::string PrometheusText() const;
   std::string StatsJson() const;
 
-  // Children (ESI fragment keys) of the stored page `key`, for tests and reports.
+  // Children (ESI fragment keys, as keyed for the request that filled it) of
+  // the stored page `key`; the same list went to PageRegistrar::Complete.
+  // ESI pages are stored as templates and assembled per delivery from their
+  // fragments (each cached under its own key), so a fragment keyed per user
+  // is never shared through a page keyed for many.
   std::vector<std::string> ChildrenOf(const std::string& key) const;
   bool Contains(const std::string& key) const;
 
