@@ -80,7 +80,10 @@ $PSQL -X -q -h 127.0.0.1 -p $PG_PORT -U postgres -d postgres \
 $PGBENCH -i -s 10 -q -h 127.0.0.1 -p $PG_PORT -U postgres $DB >/dev/null 2>&1
 
 # --- sniffer ----------------------------------------------------------------
-"${sniffer_cmd[@]}" --listen 127.0.0.1:$SNIFFER_PORT --upstream 127.0.0.1:$PG_PORT \
+# In its own session, like the daemonized PgBouncer and PostgreSQL: with
+# sched_autogroup a background child would otherwise share pgbench's CPU
+# share on a busy machine, which handicaps only the sniffer.
+setsid "${sniffer_cmd[@]}" --listen 127.0.0.1:$SNIFFER_PORT --upstream 127.0.0.1:$PG_PORT \
   --threads "$THREADS" --log-level warn >"$work/sniffer.log" 2>&1 &
 sniffer_pid=$!
 
