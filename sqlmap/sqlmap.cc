@@ -555,6 +555,86 @@ class EqIndex {
   size_t used_ = 0;
 };
 
+// id → instance for GetInstance(), the invalidator's per-candidate call:
+// the same flat layout as EqIndex (one probe on huge pages, then the
+// instance itself), instead of a node-based map's bucket + node + record.
+class InstanceTable {
+ public:
+  InstanceTable() { slots_.resize(1024); }
+
+  void Put(InstanceId id, std::shared_ptr<const QueryInstance> qi) {
+    if ((used_ + 1) * 2 > slots_.size()) Grow();
+    Slot& s = slots_[Find(Norm(id))];
+    if (s.key == 0) ++used_;
+    s.key = Norm(id);
+    s.inst = std::move(qi);
+  }
+
+  std::shared_ptr<const QueryInstance> Get(InstanceId id) const {
+    const Slot& s = slots_[Find(Norm(id))];
+    return s.key == 0 ? nullptr : s.inst;
+  }
+
+  void Erase(InstanceId id) {
+    uint64_t key = Norm(id);
+    size_t i = Find(key);
+    if (slots_[i].key == 0) return;
+    size_t mask = slots_.size() - 1;
+    size_t hole = i;
+    size_t j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (slots_[j].key == 0) break;
+      size_t home = Home(slots_[j].key);
+      bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+      if (movable) {
+        slots_[hole] = std::move(slots_[j]);
+        hole = j;
+      }
+    }
+    slots_[hole] = Slot{};
+    --used_;
+  }
+
+  void Clear() {
+    slots_.clear();
+    slots_.resize(1024);
+    used_ = 0;
+  }
+
+ private:
+  struct Slot {
+    uint64_t key = 0;  // 0 = empty
+    std::shared_ptr<const QueryInstance> inst;
+  };
+  // Ids are hashes already; 0 is reserved for "empty".
+  static uint64_t Norm(InstanceId id) { return id == 0 ? 1 : id; }
+  size_t Home(uint64_t key) const {
+    return (key * 0x9E3779B97F4A7C15ull >> 20) & (slots_.size() - 1);
+  }
+  size_t Find(uint64_t key) const {
+    size_t mask = slots_.size() - 1;
+    size_t i = Home(key);
+    while (slots_[i].key != 0 && slots_[i].key != key) i = (i + 1) & mask;
+    return i;
+  }
+  void Grow() {
+    std::vector<Slot, HugePageAllocator<Slot>> old = std::move(slots_);
+    slots_.clear();
+    slots_.resize(old.size() * 2);
+    size_t mask = slots_.size() - 1;
+    for (auto& s : old) {
+      if (s.key == 0) continue;
+      size_t i = Home(s.key);
+      while (slots_[i].key != 0) i = (i + 1) & mask;
+      slots_[i] = std::move(s);
+    }
+  }
+
+  std::vector<Slot, HugePageAllocator<Slot>> slots_;
+  size_t used_ = 0;
+};
+
 struct TableIndex {
   StrMap<uint64_t> column_entries;  // indexed column → number of index entries on it
   std::unordered_set<InstanceId> unindexed;
@@ -641,6 +721,7 @@ class RocksSqlMap final : public SqlMap {
   std::unordered_map<uint64_t, TemplateRec> templates_;
   StrMap<TableIndex> tables_;
   EqIndex eq_;
+  InstanceTable by_id_;     // mirror of instances_ for GetInstance
   StrMap<StrSet> parents_;  // child → pages including it
   uint64_t index_entries_ = 0;
   uint64_t unindexed_entries_ = 0;
@@ -729,6 +810,7 @@ Status RocksSqlMap::Load() {
       }
       qi->tmpl = t->second.tmpl;
       t->second.refs++;
+      by_id_.Put(id, qi);
       instances_[id].inst = std::move(qi);
     }
     if (!it->status().ok())
@@ -1000,6 +1082,7 @@ void RocksSqlMap::AddInstanceToMirror(InstanceId id, std::shared_ptr<const Query
     }
     ti.readers[id]++;
   }
+  by_id_.Put(id, qi);
   InstanceRec& rec = instances_[id];
   rec.inst = std::move(qi);
   rec.entries = std::move(entries);
@@ -1028,6 +1111,7 @@ void RocksSqlMap::RemoveInstanceFromMirror(InstanceId id) {
   uint64_t shape = it->second.inst->tmpl->shape_id;
   auto t = templates_.find(shape);
   if (t != templates_.end() && --t->second.refs == 0) templates_.erase(t);
+  by_id_.Erase(id);
   instances_.erase(it);
 }
 
@@ -1081,6 +1165,7 @@ Status RocksSqlMap::Clear() {
   templates_.clear();
   tables_.clear();
   eq_.Clear();
+  by_id_.Clear();
   parents_.clear();
   index_entries_ = 0;
   unindexed_entries_ = 0;
@@ -1128,8 +1213,7 @@ void RocksSqlMap::InstancesReading(std::string_view table, std::vector<InstanceI
 
 std::shared_ptr<const QueryInstance> RocksSqlMap::GetInstance(InstanceId id) const {
   std::shared_lock lock(mu_);
-  auto it = instances_.find(id);
-  return it == instances_.end() ? nullptr : it->second.inst;
+  return by_id_.Get(id);
 }
 
 void RocksSqlMap::KeysOfInstance(InstanceId id, std::vector<std::string>* out) const {
