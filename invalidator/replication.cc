@@ -381,6 +381,7 @@ struct Invalidator::Impl {
           kPart, "stored position is ahead of the server's WAL (restored or different server)",
           {{"applied", FormatLsn(processor->ConfirmableLsn())}, {"server", FormatLsn(*xlogpos)}});
       processor->ResetPosition(0);
+      last_sent_flush = 0;  // positions from the other history mean nothing here
       pending_eject_all = true;
     }
     if (pending_eject_all) {
@@ -602,12 +603,22 @@ struct Invalidator::Impl {
           backoff = std::min(backoff * 2, 5.0);
           continue;
         }
-        backoff = 0.1;
       }
+      auto started = Clock::now();
       Stream();
       if (!repl && !stop && !kill) {
-        std::lock_guard lock(metrics_mu);
-        ++extra.reconnects;
+        {
+          std::lock_guard lock(metrics_mu);
+          ++extra.reconnects;
+        }
+        // A stream that dies right away (an edge that refuses ejections, a
+        // transaction that cannot be applied) must not turn into a busy loop.
+        if (Clock::now() - started < std::chrono::seconds(5)) {
+          SleepFor(backoff);
+          backoff = std::min(backoff * 2, 5.0);
+        } else {
+          backoff = 0.1;
+        }
       }
     }
     if (repl && stop && !kill) {
