@@ -130,9 +130,10 @@ class Auditor {
         std::lock_guard lock(mu_);
         ++result_.stale;
         if (result_.stale_pages.size() < 50)
-          result_.stale_pages.push_back(p.Name() + " X-Cache=" + xc_stale + " (differed for " +
-                                        std::to_string(static_cast<int>(waited)) + " s; " +
-                                        outcome + ")");
+          result_.stale_pages.push_back(
+              p.Name() + (affected ? " (changed by the write)" : " (other page)") +
+              " X-Cache=" + xc_stale + " (differed for " +
+              std::to_string(static_cast<int>(waited)) + " s; " + outcome + ")");
         ++(affected ? result_.affected_checked : result_.unaffected_checked);
         return;
       }
