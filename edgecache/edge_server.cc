@@ -237,10 +237,10 @@ class EdgeServer::Impl {
                                             std::shared_ptr<const Body> body,
                                             std::shared_ptr<const std::vector<EsiInstruction>> esi,
                                             bool head_response) const;
-  std::shared_ptr<const differentiator::RuleSet> Rules() const {
-    if (deps_.rules_provider) return deps_.rules_provider();
-    return deps_.rules;
-  }
+  // The live rules. With a reloader, each worker keeps its own copy,
+  // refreshed by the rules timer, so the hit path takes no shared lock.
+  std::shared_ptr<const differentiator::RuleSet> Rules() const;
+  void PublishRules();
   std::string SessionOf(const RequestCtx& c) const;
   bool ReadYourWritesActive(const RequestCtx& c);
   void MarkWrite(const RequestCtx& c);
@@ -363,6 +363,7 @@ Status EdgeServer::Impl::Init() {
   asio::co_spawn(ioc0, Accept(*acceptor_, false), on_exit);
   asio::co_spawn(ioc0, Accept(*admin_acceptor_, true), on_exit);
   if (deps_.check_rules) asio::co_spawn(ioc0, RulesTimer(), on_exit);
+  PublishRules();
   for (auto& w : workers_) {
     Worker* wp = w.get();
     w->thread = std::thread([wp] {
@@ -438,9 +439,38 @@ awaitable<void> EdgeServer::Impl::RulesTimer() {
       r = deps_.check_rules();
     } catch (...) {
     }
-    if (r == RulesCheck::kReloaded) reloads_ok_.fetch_add(1);
+    if (r == RulesCheck::kReloaded) {
+      reloads_ok_.fetch_add(1);
+      PublishRules();
+    }
     if (r == RulesCheck::kFailed) reloads_failed_.fetch_add(1);
   }
+}
+
+namespace {
+thread_local const void* tl_rules_owner = nullptr;
+thread_local std::shared_ptr<const differentiator::RuleSet> tl_rules;
+}  // namespace
+
+std::shared_ptr<const differentiator::RuleSet> EdgeServer::Impl::Rules() const {
+  if (deps_.rules) return deps_.rules;
+  if (tl_rules_owner == this && tl_rules) return tl_rules;
+  return deps_.rules_provider ? deps_.rules_provider() : nullptr;
+}
+
+void EdgeServer::Impl::PublishRules() {
+  if (deps_.rules || !deps_.rules_provider || !deps_.check_rules) return;
+  std::shared_ptr<const differentiator::RuleSet> current;
+  try {
+    current = deps_.rules_provider();
+  } catch (...) {
+    return;
+  }
+  for (auto& w : workers_)
+    asio::post(w->ioc, [this, current] {
+      tl_rules_owner = this;
+      tl_rules = current;
+    });
 }
 
 // ---------------------------------------------------------------- sessions

@@ -611,6 +611,38 @@ TEST(EdgeServer, ClientNoCacheIgnoredByDefault) {
   EXPECT_EQ(f.Get("/nc", {{"Cache-Control", "no-cache"}}).Header("x-cache"), "HIT");
 }
 
+TEST(EdgeServer, ReloadedRulesReachEveryWorker) {
+  std::mutex mu;
+  std::shared_ptr<const differentiator::RuleSet> live = std::make_shared<FakeRules>();
+  std::atomic<bool> reload{false};
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); },
+                [&](EdgeOptions&, EdgeDeps& d) {
+                  d.rules = nullptr;
+                  d.rules_provider = [&] {
+                    std::lock_guard lock(mu);
+                    return live;
+                  };
+                  d.rules_check_interval = std::chrono::milliseconds(5);
+                  d.check_rules = [&] {
+                    return reload.exchange(false) ? RulesCheck::kReloaded : RulesCheck::kUnchanged;
+                  };
+                });
+  f.Get("/a");
+  EXPECT_EQ(f.Get("/a").Header("x-cache"), "HIT");
+  {
+    std::lock_guard lock(mu);
+    live = std::make_shared<FakeRules>(std::chrono::seconds(0), /*pass_all=*/true);
+  }
+  reload = true;
+  ASSERT_TRUE(WaitUntil([&] { return f.edge->Metrics().rule_reloads_ok == 1; }));
+  // Each request is a new connection; connections alternate between workers.
+  EXPECT_TRUE(WaitUntil([&] {
+    for (int i = 0; i < 4; ++i)
+      if (f.Get("/a").Header("x-cache") != "PASS") return false;
+    return true;
+  }));
+}
+
 TEST(EdgeServer, RulesCheckTimerCountsReloads) {
   std::atomic<int> calls{0};
   EdgeFixture f([](const OriginRequest&) { return Page("x"); },

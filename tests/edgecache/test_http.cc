@@ -193,7 +193,7 @@ differentiator::Decision FakeRules::Decide(const differentiator::RequestView& r,
   d.origin_target = target;
   std::string path = target.substr(0, target.find('?'));
   bool search = path == "/search";
-  if (path.starts_with("/pass") || (r.method == "POST" && !search) ||
+  if (pass_all_ || path.starts_with("/pass") || (r.method == "POST" && !search) ||
       (r.method != "GET" && r.method != "HEAD" && r.method != "POST")) {
     d.verdict = differentiator::Verdict::kPass;
     d.reason = "pass rule";

@@ -93,7 +93,8 @@ std::string RawExchange(uint16_t port, const std::string& bytes);
 // + the `lang` cookie (and /frag/user* also by the `user` cookie).
 class FakeRules : public differentiator::RuleSet {
  public:
-  explicit FakeRules(std::chrono::seconds ttl = std::chrono::seconds(0)) : ttl_(ttl) {}
+  explicit FakeRules(std::chrono::seconds ttl = std::chrono::seconds(0), bool pass_all = false)
+      : ttl_(ttl), pass_all_(pass_all) {}
   differentiator::Decision Decide(const differentiator::RequestView& r,
                                   int64_t now_unix) const override;
   size_t RuleCount() const override { return 2; }
@@ -103,6 +104,7 @@ class FakeRules : public differentiator::RuleSet {
 
  private:
   std::chrono::seconds ttl_;
+  bool pass_all_ = false;
 };
 
 }  // namespace cacheportal::edge::testing
