@@ -17,7 +17,8 @@ constexpr const char* kUsage =
     "  sniffer       run the PostgreSQL wire-protocol sniffer\n"
     "  invalidator   run the invalidator (logical replication consumer)\n"
     "  map           inspect the page/query/table map (stats, show, explain, coverage)\n"
-    "  rules         check a differentiator rules file (rules check FILE)\n"
+    "  rules         check or explain a differentiator rules file (rules check FILE)\n"
+    "  bench         the researcher's benchmark: workload with and without the cache, report\n"
     "\n"
     "Run 'cacheportal <command> --help' for a command's options.\n"
     "Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 configuration error.\n";
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   if (cmd == "sniffer") return cacheportal::RunSnifferCommand(sub_argc, sub_argv);
   if (cmd == "invalidator") return cacheportal::RunInvalidatorCommand(sub_argc, sub_argv);
   if (cmd == "map") return cacheportal::RunMapCommand(sub_argc, sub_argv);
+  if (cmd == "bench") return cacheportal::RunBenchCommand(sub_argc, sub_argv);
   if (cmd == "rules") return cacheportal::RunRulesCommand(sub_argc, sub_argv);
   std::fprintf(stderr, "cacheportal: unknown command '%s'\n\n%s", argv[1], kUsage);
   return cacheportal::kExitUsage;

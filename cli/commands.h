@@ -16,5 +16,7 @@ int RunRulesCommand(int argc, char** argv);        // differentiator/rules_comma
 int RunEdgeCommand(int argc, char** argv);         // edgecache/edge_command.cc
 int RunInvalidatorCommand(int argc, char** argv);  // invalidator/invalidator_command.cc
 int RunServeCommand(int argc, char** argv);        // cli/serve_command.cc
+int RunBenchCommand(
+    int argc, char** argv);  // bench/paper/bench_command.cc (declared in bench/bench_command.h too)
 
 }  // namespace cacheportal

@@ -136,6 +136,32 @@ class E2E : public ::testing::Test {
     return r;
   }
 
+  static std::string SignIn(const std::string& user, const std::string& password = "") {
+    auto r = testing::HttpPostForm(
+        g_stack->edge, "/signin",
+        {{"username", user}, {"password", password.empty() ? user : password}});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return "";
+    std::string sid = testing::SetCookieValue(*r, "sid");
+    EXPECT_FALSE(sid.empty()) << "no sid for " << user;
+    return sid;
+  }
+
+  // Fetches through the edge until `pred(body)` holds or 10 s pass.
+  template <typename Pred>
+  static HttpResponse EdgeUntil(const std::string& target,
+                                std::vector<std::pair<std::string, std::string>> headers,
+                                Pred pred) {
+    HttpResponse r;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      r = Edge(target, headers);
+      if (pred(r.body)) return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return r;
+  }
+
   static void Sql(const std::string& sql) {
     auto conn = g_stack->db->Connect();
     auto r = pg::Exec(conn.get(), sql);
@@ -205,6 +231,56 @@ TEST_F(E2E, LanguageCookieSplitsTheCatalog) {
   HttpResponse ja = FetchUntilHit("/category/DOGS", {{"Cookie", "lang=ja"}});
   EXPECT_NE(en.body, ja.body);
   EXPECT_EQ(ja.body, Store("/category/DOGS", {{"Cookie", "lang=ja"}}).body);
+}
+
+TEST_F(E2E, PersonalisedFragmentFollowsEachUser) {
+  std::string j2ee = SignIn("j2ee"), acid = SignIn("ACID");
+  ASSERT_FALSE(j2ee.empty());
+  ASSERT_FALSE(acid.empty());
+  HttpResponse a = FetchUntilHit("/frag/mylist", {{"Cookie", j2ee}});
+  HttpResponse b = FetchUntilHit("/frag/mylist", {{"Cookie", acid}});
+  EXPECT_NE(a.body, b.body);
+  EXPECT_NE(a.body.find("j2ee"), std::string::npos) << a.body;
+  EXPECT_NE(b.body.find("ACID"), std::string::npos) << b.body;
+  EXPECT_EQ(a.body, Store("/frag/mylist", {{"Cookie", j2ee}}).body);
+  EXPECT_EQ(b.body, Store("/frag/mylist", {{"Cookie", acid}}).body);
+  // A page assembled at the edge carries each user's own fragment.
+  HttpResponse page_a = FetchUntilHit("/category/BIRDS", {{"Cookie", j2ee}});
+  EXPECT_NE(page_a.body.find("j2ee"), std::string::npos);
+  EXPECT_EQ(page_a.body.find("ACID"), std::string::npos);
+}
+
+TEST_F(E2E, CheckoutEjectsThatUsersListAndNoOneElses) {
+  std::string buyer = SignIn("user3", "password"), other = SignIn("user4", "password");
+  HttpResponse buyer_before = FetchUntilHit("/frag/mylist", {{"Cookie", buyer}});
+  FetchUntilHit("/frag/mylist", {{"Cookie", other}});
+  auto add = testing::HttpPostForm(g_stack->edge, "/cart/add",
+                                   {{"itemid", "EST-20"}, {"quantity", "1"}}, {{"Cookie", buyer}});
+  ASSERT_TRUE(add.ok());
+  auto checkout = testing::HttpPostForm(g_stack->edge, "/checkout", {}, {{"Cookie", buyer}});
+  ASSERT_TRUE(checkout.ok());
+  EXPECT_EQ(checkout->Header("X-Cache"), "PASS");
+  // The buyer's list must show the purchase (read-your-writes or ejection).
+  std::string expected = Store("/frag/mylist", {{"Cookie", buyer}}).body;
+  ASSERT_NE(expected, buyer_before.body) << "checkout did not change the buyer's list";
+  HttpResponse after = EdgeUntil("/frag/mylist", {{"Cookie", buyer}},
+                                 [&](const std::string& b) { return b == expected; });
+  EXPECT_EQ(after.body, expected);
+  // Someone else's list was not ejected.
+  EXPECT_EQ(Edge("/frag/mylist", {{"Cookie", other}}).Header("X-Cache"), "HIT");
+}
+
+TEST_F(E2E, RenamingACategoryEjectsEveryPageThatIncludesIt) {
+  FetchUntilHit("/");
+  FetchUntilHit("/product/RP-SN-01");
+  Sql("UPDATE category_details SET name = 'Scaly Friends' WHERE catid = 'REPTILES' AND locale = "
+      "'en_US'");
+  auto has_new_name = [](const std::string& b) {
+    return b.find("Scaly Friends") != std::string::npos;
+  };
+  EXPECT_TRUE(has_new_name(EdgeUntil("/", {}, has_new_name).body));
+  EXPECT_TRUE(has_new_name(EdgeUntil("/product/RP-SN-01", {}, has_new_name).body));
+  EXPECT_EQ(Edge("/").body, Store("/").body);
 }
 
 }  // namespace
