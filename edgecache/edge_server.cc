@@ -992,7 +992,10 @@ awaitable<UpstreamResult> EdgeServer::Impl::OriginFetch(http::request<http::stri
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<OriginConn> conn;
     bool reused = false;
-    if (worker && !worker->idle.empty()) {
+    // A pooled connection may have been closed by the origin meanwhile; a
+    // request that must not be sent twice (POST...) gets a fresh one, so a
+    // failure can never mean "maybe processed".
+    if (worker && !worker->idle.empty() && idempotent) {
       conn = std::move(worker->idle.back());
       worker->idle.pop_back();
       reused = true;
