@@ -636,16 +636,22 @@ awaitable<void> EdgeServer::Impl::WriteReply(beast::tcp_stream& stream, const Re
 
 // ---------------------------------------------------------------- request path
 
+// Read-your-writes follows the session cookie only. Keying anonymous clients
+// by address would put everyone behind one NAT or proxy (or every user of a
+// load generator) into the bypass window of any one of them, and a passed
+// POST during the window would renew it for all: the cache would stop serving.
+// An anonymous writer sees its change once the invalidator ejects it.
 std::string EdgeServer::Impl::SessionOf(const RequestCtx& c) const {
   if (auto cookie = FindHeader(c.headers, "cookie"))
     if (auto sid = CookieValue(*cookie, deps_.session_cookie); sid && !sid->empty())
       return "sid:" + std::string(*sid);
-  return "addr:" + std::string(c.client);
+  return "";
 }
 
 bool EdgeServer::Impl::ReadYourWritesActive(const RequestCtx& c) {
   if (ryw_size_.load(std::memory_order_relaxed) == 0) return false;
   std::string s = SessionOf(c);
+  if (s.empty()) return false;
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                  std::chrono::steady_clock::now().time_since_epoch())
                  .count();
@@ -660,11 +666,13 @@ bool EdgeServer::Impl::ReadYourWritesActive(const RequestCtx& c) {
 
 void EdgeServer::Impl::MarkWrite(const RequestCtx& c) {
   if (opt_.read_your_writes_seconds <= 0) return;
+  std::string session = SessionOf(c);
+  if (session.empty()) return;
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                  std::chrono::steady_clock::now().time_since_epoch())
                  .count();
   std::lock_guard lock(ryw_mu_);
-  ryw_[SessionOf(c)] = now + static_cast<int64_t>(opt_.read_your_writes_seconds * 1000);
+  ryw_[session] = now + static_cast<int64_t>(opt_.read_your_writes_seconds * 1000);
   // Expired sessions are swept here so the map stays small.
   if (ryw_.size() > 4096) std::erase_if(ryw_, [now](const auto& kv) { return kv.second <= now; });
   ryw_size_.store(ryw_.size(), std::memory_order_relaxed);

@@ -570,6 +570,18 @@ TEST(EdgeServer, ReadYourWritesBypassesTheCacheForTheWritingSession) {
   EXPECT_EQ(f.edge->Metrics().Outcome("key/read_your_writes"), 1u);
 }
 
+TEST(EdgeServer, AnonymousPostsDoNotBypassTheCacheForOthers) {
+  EdgeFixture f([](const OriginRequest& r) { return Page(r.method + " " + r.Path()); },
+                [](EdgeOptions& o, EdgeDeps&) { o.read_your_writes_seconds = 3600; });
+  f.Get("/cart");
+  EXPECT_EQ(f.Get("/cart").Header("x-cache"), "HIT");
+  // Same client address, no session cookie: no read-your-writes window.
+  auto post = Fetch(f.edge->port(), "POST", "/cart", {}, "item=1");
+  EXPECT_EQ(post.Header("x-cache"), "PASS");
+  EXPECT_EQ(f.Get("/cart").Header("x-cache"), "HIT");
+  EXPECT_EQ(f.edge->Metrics().Outcome("key/read_your_writes"), 0u);
+}
+
 TEST(EdgeServer, CacheablePostIsForwardedWithItsBodyAndKeyedByIt) {
   EdgeFixture f([](const OriginRequest& r) { return Page(r.method + " " + r.body); });
   auto a = Fetch(f.edge->port(), "POST", "/search", {}, "q=fish");
