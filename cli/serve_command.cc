@@ -7,6 +7,7 @@
 // the replication stream. Stop runs in reverse, after SIGINT/SIGTERM.
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -35,6 +36,45 @@ constexpr const char* kServeUsage =
     "one process, configured by one file (default config/cacheportal.yaml).\n"
     "SIGINT/SIGTERM drain and stop. Exit codes: 0 stopped cleanly, 1 runtime\n"
     "failure, 2 usage error, 3 configuration error.\n";
+
+void Metric(std::string& out, const char* name, const char* type, const char* help, double v) {
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+         name + " ";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  out += buf;
+  out += "\n";
+}
+
+// The other parts' metrics, appended to the edge's /metrics.
+std::string ServeMetrics(const invalidator::Invalidator* inv, const Sniffer& sniffer,
+                         const sqlmap::InFlightRegistry& registry, const sqlmap::SqlMap& map) {
+  std::string out;
+  SnifferStats s = sniffer.stats();
+  Metric(out, "cacheportal_sniffer_connections_active", "gauge", "Client connections open.",
+         static_cast<double>(s.connections_active));
+  Metric(out, "cacheportal_sniffer_statements_registered_total", "counter",
+         "Statements registered under a request id.", static_cast<double>(s.statements_registered));
+  Metric(out, "cacheportal_sniffer_protocol_errors_total", "counter",
+         "Connections closed for nonsense framing.", static_cast<double>(s.protocol_errors));
+  auto r = registry.GetStats();
+  Metric(out, "cacheportal_registry_in_flight", "gauge", "Requests with statements, not completed.",
+         static_cast<double>(r.in_flight));
+  Metric(out, "cacheportal_registry_stored_total", "counter", "Pages the map vouched for.",
+         static_cast<double>(r.completed_stored));
+  Metric(out, "cacheportal_registry_refused_total", "counter",
+         "Pages refused (tainted, wrote, unanalysable, unknown).",
+         static_cast<double>(r.completed_refused));
+  Metric(out, "cacheportal_registry_tainted_total", "counter",
+         "In-flight requests tainted by a committed change.", static_cast<double>(r.tainted));
+  auto m = map.GetStats();
+  Metric(out, "cacheportal_map_pages", "gauge", "Pages registered in the map.",
+         static_cast<double>(m.pages));
+  Metric(out, "cacheportal_map_instances", "gauge", "Query instances registered in the map.",
+         static_cast<double>(m.instances));
+  if (inv) out += inv->GetMetrics().ToPrometheus();
+  return out;
+}
 
 }  // namespace
 
@@ -136,6 +176,12 @@ int RunServeCommand(int argc, char** argv) {
     return edge::RulesCheck::kFailed;
   };
   edge_deps.registrar = &registry;
+  // The invalidator starts after the edge; the edge stops before it goes.
+  std::atomic<invalidator::Invalidator*> live_invalidator{nullptr};
+  Sniffer* live_sniffer = sniffer->get();
+  edge_deps.extra_metrics = [&live_invalidator, live_sniffer, &registry, &map] {
+    return ServeMetrics(live_invalidator.load(), *live_sniffer, registry, *map);
+  };
   auto edge = edge::EdgeServer::Start(c.edge, std::move(edge_deps));
   if (!edge.ok()) {
     log::Error("serve", "edge did not start", {{"error", edge.status().ToString()}});
@@ -159,6 +205,7 @@ int RunServeCommand(int argc, char** argv) {
     return kExitFailure;
   }
 
+  live_invalidator.store(inv->get());
   log::Info("serve", "CachePortal is up",
             {{"edge", c.edge.listen_address + ":" + std::to_string((*edge)->port())},
              {"admin", c.edge.admin_address + ":" + std::to_string((*edge)->admin_port())},

@@ -1643,6 +1643,7 @@ std::string EdgeServer::Impl::PrometheusText() const {
     out += "cacheportal_edge_stage_total{stage=\"" + k.substr(0, slash) + "\",outcome=\"" +
            k.substr(slash + 1) + "\"} " + std::to_string(v) + "\n";
   }
+  if (deps_.extra_metrics) out += deps_.extra_metrics();
   return out;
 }
 

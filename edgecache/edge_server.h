@@ -43,6 +43,10 @@ struct EdgeDeps {
   // unless store_without_registrar (standalone TTL-only mode, tests, benchmarks).
   PageRegistrar* registrar = nullptr;
   bool store_without_registrar = false;
+  // Appended to GET /metrics (Prometheus text) when set: the all-in-one
+  // process exports the sniffer's, the map's and the invalidator's metrics on
+  // the edge's admin listener. Called on an admin thread; must be thread-safe.
+  std::function<std::string()> extra_metrics;
 
   // Finer-grained knobs than EdgeOptions offers (0 = use EdgeOptions' seconds).
   std::chrono::milliseconds origin_timeout{0};

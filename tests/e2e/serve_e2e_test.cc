@@ -283,5 +283,19 @@ TEST_F(E2E, RenamingACategoryEjectsEveryPageThatIncludesIt) {
   EXPECT_EQ(Edge("/").body, Store("/").body);
 }
 
+TEST_F(E2E, MetricsCoverEveryPartAndNeedTheToken) {
+  FetchUntilHit("/category/CATS");
+  auto no_token = HttpGet(g_stack->admin, "/metrics");
+  ASSERT_TRUE(no_token.ok());
+  EXPECT_EQ(no_token->status, 401);
+  auto m = HttpGet(g_stack->admin, "/metrics", {{"Authorization", "Bearer e2e-token"}});
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->status, 200);
+  for (const char* name :
+       {"cacheportal_edge_hits_total", "cacheportal_sniffer_statements_registered_total",
+        "cacheportal_registry_stored_total", "cacheportal_map_pages", "cacheportal_invalidator_"})
+    EXPECT_NE(m->body.find(name), std::string::npos) << name;
+}
+
 }  // namespace
 }  // namespace cacheportal
