@@ -80,10 +80,10 @@ $PSQL -X -q -h 127.0.0.1 -p $PG_PORT -U postgres -d postgres \
 $PGBENCH -i -s 10 -q -h 127.0.0.1 -p $PG_PORT -U postgres $DB >/dev/null 2>&1
 
 # --- sniffer ----------------------------------------------------------------
-# In its own session, like the daemonized PgBouncer and PostgreSQL: with
-# sched_autogroup a background child would otherwise share pgbench's CPU
-# share on a busy machine, which handicaps only the sniffer.
-setsid "${sniffer_cmd[@]}" --listen 127.0.0.1:$SNIFFER_PORT --upstream 127.0.0.1:$PG_PORT \
+# Both proxies run as children of this script (same session, so the same
+# sched_autogroup as pgbench): on a busy machine a daemonized proxy is
+# scheduled differently, which would skew the comparison.
+"${sniffer_cmd[@]}" --listen 127.0.0.1:$SNIFFER_PORT --upstream 127.0.0.1:$PG_PORT \
   --threads "$THREADS" --log-level warn >"$work/sniffer.log" 2>&1 &
 sniffer_pid=$!
 
@@ -106,9 +106,9 @@ EOF
 echo '"postgres" ""' >"$work/userlist.txt"
 if [ "$(id -u)" = 0 ]; then
   chown -R postgres:postgres "$work"
-  runuser -u postgres -- "$BOUNCER" -d -q "$work/pgbouncer.ini"
+  runuser -u postgres -- "$BOUNCER" -q "$work/pgbouncer.ini" &
 else
-  "$BOUNCER" -d -q "$work/pgbouncer.ini"
+  "$BOUNCER" -q "$work/pgbouncer.ini" &
 fi
 
 for port in $SNIFFER_PORT $BOUNCER_PORT; do
