@@ -856,7 +856,9 @@ awaitable<Reply> EdgeServer::Impl::FillKey(RequestCtx& c, const std::string& key
   if (deps_.registrar && f.fetch == FetchOutcome::kOk && f.storable == StoreOutcome::kStored) {
     // A named local, not a temporary in the co_await expression (GCC 12
     // mishandles the latter's lifetime).
-    PageRegistration page{f.request_id, key, f.children, fill->url};
+    PageRegistration page{f.request_id, key,
+                          deps_.fragment_ejects_parents ? f.children : std::vector<std::string>{},
+                          fill->url};
     verdict = co_await RegistrarComplete(page);
   }
   StoreStage(key, f, *fill, verdict, &stored);
@@ -911,7 +913,7 @@ void EdgeServer::Impl::StoreStage(const std::string& key, const Fetched& f, Fill
         out = StoreOutcome::kTooLarge;
       } else {
         *stored = true;
-        if (!f.children.empty()) {
+        if (deps_.fragment_ejects_parents && !f.children.empty()) {
           std::lock_guard pl(parents_mu_);
           for (const auto& ch : f.children) {
             auto& v = parents_[ch];
@@ -1355,7 +1357,7 @@ void EdgeServer::Impl::EjectLocked(const std::string& key, std::unordered_set<st
     for (auto it = pending_.begin(); it != pending_.end();) {
       bool hit = it->first == key;
       std::lock_guard fl(it->second->mu);
-      if (!hit)
+      if (!hit && deps_.fragment_ejects_parents)
         hit = std::find(it->second->children.begin(), it->second->children.end(), key) !=
               it->second->children.end();
       if (hit) {

@@ -43,6 +43,14 @@ struct EdgeDeps {
   // unless store_without_registrar (standalone TTL-only mode, tests, benchmarks).
   PageRegistrar* registrar = nullptr;
   bool store_without_registrar = false;
+  // The edge stores an ESI page as its template (parsed once, fragments
+  // fetched from their own keys at every delivery), never as an assembly, so
+  // a fragment's ejection cannot leave a stale copy inside a page: pages are
+  // not ejected with their fragments and the registrar is told no children.
+  // Set this for a store that caches assemblies, where the DESIGN's rule
+  // "ejecting a fragment ejects every page that includes it" applies.
+  // Default: false (the precise choice for this edge).
+  bool fragment_ejects_parents = false;
   // Appended to GET /metrics (Prometheus text) when set: the all-in-one
   // process exports the sniffer's, the map's and the invalidator's metrics on
   // the edge's admin listener. Called on an admin thread; must be thread-safe.

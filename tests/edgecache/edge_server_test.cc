@@ -422,15 +422,41 @@ TEST(EdgeServer, EsiAssemblesIncludesInOrderAndCachesFragments) {
               b = FakeRules::KeyFor("/frag/b");
   auto children = f.edge->ChildrenOf(page);
   EXPECT_EQ(std::set<std::string>(children.begin(), children.end()), (std::set<std::string>{a, b}));
-  // Ejecting a fragment ejects the fragment and the pages that hold it.
+  // Ejecting a fragment ejects the fragment only: the page is stored as its
+  // template, so the next delivery fetches the fresh fragment.
   ASSERT_TRUE(f.edge->Eject(std::span<const std::string>(&a, 1)).ok());
   EXPECT_FALSE(f.edge->Contains(a));
   EXPECT_TRUE(f.edge->Contains(b));
-  EXPECT_FALSE(f.edge->Contains(page));
-  EXPECT_EQ(f.Get("/page").body, p.body);
+  EXPECT_TRUE(f.edge->Contains(page));
+  auto p3 = f.Get("/page");
+  EXPECT_EQ(p3.Header("x-cache"), "HIT");
+  EXPECT_EQ(p3.body, p.body);
+  EXPECT_EQ(f.origin.Count("/page"), 1);
   EXPECT_EQ(f.origin.Count("/frag/a"), 2);
   EXPECT_EQ(f.origin.Count("/frag/b"), 1);
   EXPECT_EQ(f.edge->Metrics().esi_errors, 0u);
+}
+
+TEST(EdgeServer, FragmentEjectsParentsWhenConfigured) {
+  EdgeFixture f(EsiOrigin, [](EdgeOptions&, EdgeDeps& d) { d.fragment_ejects_parents = true; });
+  f.Get("/page");
+  std::string page = FakeRules::KeyFor("/page"), a = FakeRules::KeyFor("/frag/a");
+  ASSERT_TRUE(f.edge->Contains(page));
+  ASSERT_TRUE(f.edge->Eject(std::span<const std::string>(&a, 1)).ok());
+  EXPECT_FALSE(f.edge->Contains(a));
+  EXPECT_FALSE(f.edge->Contains(page));
+}
+
+TEST(EdgeServer, TemplatesRegisterNoChildrenByDefault) {
+  FakeRegistrar reg;
+  EdgeFixture f(EsiOrigin, [&](EdgeOptions&, EdgeDeps& d) {
+    d.registrar = &reg;
+    d.store_without_registrar = false;
+  });
+  f.Get("/page");
+  std::lock_guard lock(reg.mu);
+  ASSERT_EQ(reg.completed.size(), 3u);
+  EXPECT_TRUE(reg.completed.front().children.empty());
 }
 
 TEST(EdgeServer, EsiRegistersChildrenWithThePage) {
@@ -438,6 +464,7 @@ TEST(EdgeServer, EsiRegistersChildrenWithThePage) {
   EdgeFixture f(EsiOrigin, [&](EdgeOptions&, EdgeDeps& d) {
     d.registrar = &reg;
     d.store_without_registrar = false;
+    d.fragment_ejects_parents = true;
   });
   f.Get("/page");
   std::lock_guard lock(reg.mu);
