@@ -10,7 +10,7 @@
 #   bench/paper/run.sh                       # build (Release) + run the default bench
 #   SKIP_BUILD=1 bench/paper/run.sh          # reuse the build in $BUILD
 #   SCALE=10 USERS=32 DURATION=30 WRITE_RATE=2 SWEEP=1,2,4,8,16,32,64,128,256,512,1024 \
-#     SWEEP_DURATION=6 BOUND_MS=100 RYW_SECONDS=0 OUT=bench-out/paper bench/paper/run.sh
+#     SWEEP_DURATION=6 BOUND_MS=100 RYW_SECONDS=2 OUT=bench-out/paper bench/paper/run.sh
 #
 # If `cacheportal serve` is not available the script runs the no-cache half
 # only (store straight to PostgreSQL) and says so.
@@ -36,7 +36,7 @@ ADMIN_PORT=${ADMIN_PORT:-28290}
 SNIFFER_PORT=${SNIFFER_PORT:-26433}
 STORE_THREADS=${STORE_THREADS:-4}
 TOKEN=bench-token
-RYW_SECONDS=${RYW_SECONDS:-0}
+RYW_SECONDS=${RYW_SECONDS:-2}
 EXTRA=("$@")  # passed through to cacheportal bench
 
 if [ -z "${SKIP_BUILD:-}" ]; then
@@ -101,11 +101,7 @@ edge:
   admin_port: $ADMIN_PORT
   origin_port: $STORE_PORT
   rules_file: $ROOT/config/rules.yaml
-  # All simulated users share 127.0.0.1, and the edge keys an anonymous
-  # visitor's read-your-writes window by client address: one anonymous POST
-  # (a buyer's sign-in) would send every user past the cache, and each
-  # search POST passed that way renews the window. Off for the bench
-  # (RYW=1 keeps the default); see bench/paper/README.md.
+  # Read-your-writes follows the session cookie (signed-in buyers only).
   read_your_writes_seconds: $RYW_SECONDS
 YAML
 
