@@ -74,7 +74,13 @@ cleanup() {
 trap cleanup EXIT
 
 # --- database ---------------------------------------------------------------
-"$ROOT/scripts/pg" start "$PG_DIR" "$PG_PORT" >/dev/null
+# Ports in the 555xx range are also in the ephemeral range: a busy machine's
+# outgoing connection (TIME_WAIT: 60 s) may hold $PG_PORT, so retry the start.
+for attempt in $(seq 1 40); do
+  "$ROOT/scripts/pg" start "$PG_DIR" "$PG_PORT" >/dev/null 2>"$work/pg-start.err" && break
+  [ $attempt = 40 ] && { cat "$work/pg-start.err" >&2; exit 1; }
+  sleep 2
+done
 $PSQL -X -q -h 127.0.0.1 -p $PG_PORT -U postgres -d postgres \
   -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
 $PGBENCH -i -s 10 -q -h 127.0.0.1 -p $PG_PORT -U postgres $DB >/dev/null 2>&1
