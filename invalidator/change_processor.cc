@@ -223,10 +223,22 @@ Status ChangeProcessor::OnTruncate(const TruncateMessage& m) {
 }
 
 void ChangeProcessor::SettleJoins(const CommitMessage& m, Lsn hold_at) {
+  const int64_t started = now_();
+  const bool behind = options_.skip_polls_lag_seconds > 0 &&
+                      started - PgTimeToUnixMicros(m.commit_time) >
+                          static_cast<int64_t>(options_.skip_polls_lag_seconds * 1e6);
   for (auto& pj : txn_.joins) {
     if (txn_.affected.count(pj.id)) continue;
     const auto& tmpl = *pj.instance->tmpl;
     bool conservative = !options_.poll_joins || poller_ == nullptr;
+    if (!conservative &&
+        (behind ||
+         (options_.poll_budget_seconds > 0 &&
+          now_() - started >= static_cast<int64_t>(options_.poll_budget_seconds * 1e6)))) {
+      Count(&InvalidatorMetrics::polls_skipped);
+      txn_.affected.insert(pj.id);
+      continue;
+    }
     // The poll sees the database after this commit: if this transaction also
     // changed another table of the join, the pre-commit partner may be gone.
     if (!conservative) {
@@ -255,6 +267,7 @@ void ChangeProcessor::SettleJoins(const CommitMessage& m, Lsn hold_at) {
       auto a = poller_->Poll(*q);
       if (!a.ok()) {
         Count(&InvalidatorMetrics::poll_errors);
+        if (a.status().IsTimedOut()) Count(&InvalidatorMetrics::poll_timeouts);
         log::Warn("invalidator", "join poll failed, ejecting", {{"error", a.status().ToString()}});
         affected = true;
         break;

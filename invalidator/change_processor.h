@@ -46,6 +46,14 @@ struct ProcessorOptions {
   // write per interval instead of per commit is enough; the caller calls
   // PersistPosition() when the stream goes idle. Default: 0 = every commit.
   double persist_interval_seconds = 0;
+  // Wall time all join polls of one transaction may take together; once
+  // spent, its remaining join checks eject conservatively (polls_skipped).
+  // Default: 0 = unbounded (each poll is still bounded by the poller).
+  double poll_budget_seconds = 0;
+  // When a transaction's commit is already this old at its Commit, the stream
+  // is behind: its joins eject conservatively instead of polling, so the
+  // invalidator catches up (polls_skipped). Default: 0 = always poll.
+  double skip_polls_lag_seconds = 0;
 };
 
 class ChangeProcessor {

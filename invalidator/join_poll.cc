@@ -209,6 +209,15 @@ Result<PollAnswer> PgJoinPoller::Poll(const PollQuery& query) {
     for (const auto& p : query.params) params.push_back(p ? p->c_str() : nullptr);
     auto r = pg::ExecParams(conn_.get(), query.sql, params);
     if (!r.ok()) {
+      // Tell a statement_timeout (57014, "canceling statement due to statement
+      // timeout") apart so that it is counted: the poll waited on a lock or a
+      // slow plan; the server is fine.
+      const std::string& msg = r.status().message();
+      if (msg.find("statement timeout") != std::string::npos)
+        return Status::TimedOut("join poll exceeded statement_timeout (" +
+                                std::to_string(timeout_ms_) + " ms): " + msg);
+    }
+    if (!r.ok()) {
       if (r.status().IsUnavailable() && attempt == 0) {
         conn_.reset();
         continue;

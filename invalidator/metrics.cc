@@ -59,6 +59,12 @@ std::string InvalidatorMetrics::ToPrometheus() const {
   line("eject_all_total", eject_all);
   line("polling_queries_total", polling_queries);
   line("poll_errors_total", poll_errors);
+  line("poll_timeouts_total", poll_timeouts);
+  line("polls_skipped_total", polls_skipped);
+  line("vouch_withdrawals_lag_total", vouch_withdrawals_lag);
+  line("vouch_withdrawals_silence_total", vouch_withdrawals_silence);
+  line("pending_transactions", pending_transactions);
+  line("oldest_pending_age_seconds", oldest_pending_age_seconds);
   line("tainted_requests_total", tainted_requests);
   line("reconnects_total", reconnects);
   line("slot_recreated_total", slot_recreated);

@@ -42,6 +42,8 @@ struct InvalidatorMetrics {
   uint64_t polling_queries = 0;
   uint64_t poll_errors = 0;           // a failed poll ejects conservatively
   uint64_t poll_guard_ejections = 0;  // provisional "no" overturned by a later commit
+  uint64_t poll_timeouts = 0;         // polls cut by statement_timeout (also in poll_errors)
+  uint64_t polls_skipped = 0;  // join checks ejected without polling: budget spent or backlog
   uint64_t tainted_requests = 0;
   uint64_t reconnects = 0;
   uint64_t slot_recreated = 0;
@@ -53,7 +55,11 @@ struct InvalidatorMetrics {
   uint64_t confirmed_lsn = 0;  // last flush position sent to the server
   bool connected = false;
   bool vouched = false;
-  LatencyHistogram latency;  // µs
+  uint64_t vouch_withdrawals_lag = 0;      // watchdog: a received change outlived max_staleness
+  uint64_t vouch_withdrawals_silence = 0;  // watchdog: server (or stream thread) silent too long
+  uint64_t pending_transactions = 0;       // received, not yet fully ejected
+  double oldest_pending_age_seconds = 0;   // now - commit time of the oldest of them
+  LatencyHistogram latency;                // µs
   std::string last_error;
 
   double CandidatesPerChange() const {

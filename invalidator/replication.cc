@@ -14,6 +14,7 @@
 #include "invalidator/change_processor.h"
 #include "invalidator/join_poll.h"
 #include "invalidator/pgoutput.h"
+#include "invalidator/staleness_watchdog.h"
 
 namespace cacheportal::invalidator {
 namespace {
@@ -89,6 +90,8 @@ struct Invalidator::Impl {
   std::string database;
   std::unique_ptr<PgJoinPoller> poller;
   std::unique_ptr<ChangeProcessor> processor;
+  // Decides SetVouched on its own thread; the stream only reports to it.
+  std::unique_ptr<StalenessWatchdog> watchdog;
 
   std::thread thread;
   std::thread stats_thread;
@@ -108,8 +111,6 @@ struct Invalidator::Impl {
   bool pending_eject_all = false;
   bool first_connect = true;
   bool force_recreate = false;
-  bool vouched = false;
-  bool vouch_known = false;
   int64_t lag_commit_unix_us = 0;  // commit time of the oldest unprocessed work, 0 = none
   Clock::time_point last_status{};
   Clock::time_point last_server_msg{};
@@ -123,14 +124,18 @@ struct Invalidator::Impl {
     return std::min(s, std::max(0.2, deps.options.max_staleness_seconds / 2));
   }
 
-  void SetVouched(bool v) {
-    if (vouch_known && vouched == v) return;
-    vouched = v;
-    vouch_known = true;
-    deps.ejector->SetVouched(v);
-    log::Info(kPart, v ? "vouching for cached pages" : "not vouching: edge stops serving hits");
-    std::lock_guard lock(metrics_mu);
-    extra.vouched = v;
+  // The longest a live server stays silent: the stream asks for a reply
+  // every StatusInterval().
+  double MaxSilence() const {
+    return std::max(deps.options.max_staleness_seconds, 2 * StatusInterval());
+  }
+
+  // Join polls must not eat the staleness budget: each poll gets a quarter
+  // of it at most (and never more than 2 s), and so do all polls of one
+  // transaction together; past that, joins are ejected conservatively.
+  int PollTimeoutMs() const {
+    double ms = std::min(2000.0, deps.options.max_staleness_seconds * 1000 / 4);
+    return std::max(10, static_cast<int>(ms));
   }
 
   void SetConnected(bool c) {
@@ -334,7 +339,11 @@ struct Invalidator::Impl {
     po.poll_joins = deps.options.join_mode == "poll";
     po.eval.text_order_bytewise = deps_eval_bytewise;
     po.persist_interval_seconds = 0.05;
-    if (po.poll_joins) poller = std::make_unique<PgJoinPoller>(deps.conninfo);
+    po.poll_budget_seconds = PollTimeoutMs() / 1000.0;
+    // A transaction already half the bound old at its commit means a backlog:
+    // eject its joins conservatively and catch up instead of polling.
+    po.skip_polls_lag_seconds = deps.options.max_staleness_seconds / 2;
+    if (po.poll_joins) poller = std::make_unique<PgJoinPoller>(deps.conninfo, PollTimeoutMs());
     processor = std::make_unique<ChangeProcessor>(deps.source, deps.ejector, poller.get(), po);
     if (Status s = EnsureSlot(c->get()); !s.ok()) return s;
     // The replication connection itself must be allowed (pg_hba, privilege).
@@ -389,6 +398,7 @@ struct Invalidator::Impl {
           !s.ok())
         return s;
       pending_eject_all = false;
+      watchdog->ClearPending();  // what was pending will not be replayed, and is ejected
     }
     Lsn start = processor->ConfirmableLsn();
     std::string cmd = "START_REPLICATION SLOT " + QuoteIdent(deps.options.slot_name) + " LOGICAL " +
@@ -411,6 +421,7 @@ struct Invalidator::Impl {
     server_wal_end = 0;
     last_server_msg = Clock::now();
     SetConnected(true);
+    watchdog->OnConnected();
     log::Info(kPart, "streaming",
               {{"slot", deps.options.slot_name},
                {"from", FormatLsn(start)},
@@ -424,7 +435,7 @@ struct Invalidator::Impl {
     SetError(why);
     repl.reset();
     SetConnected(false);
-    SetVouched(false);
+    watchdog->OnDisconnected();
   }
 
   void UpdateLag() {
@@ -437,10 +448,7 @@ struct Invalidator::Impl {
       extra.lag_seconds = lag;
       extra.lag_bytes = server_wal_end > applied ? server_wal_end - applied : 0;
     }
-    double since_server = std::chrono::duration<double>(Clock::now() - last_server_msg).count();
-    bool fresh = repl && caught_up && lag <= deps.options.max_staleness_seconds &&
-                 since_server <= std::max(deps.options.max_staleness_seconds, 2 * StatusInterval());
-    SetVouched(fresh);
+    watchdog->SetCaughtUp(repl && caught_up);
   }
 
   // Runs on its own thread so that a slow catalog query never delays ejections.
@@ -489,6 +497,8 @@ struct Invalidator::Impl {
       Disconnect(s.ToString());
       return false;
     }
+    watchdog->OnHeard(PgTimeToUnixMicros(
+        cm.kind == CopyMessage::Kind::kKeepalive ? cm.keepalive.send_time : cm.xlog.send_time));
     if (cm.kind == CopyMessage::Kind::kKeepalive) {
       server_wal_end = std::max(server_wal_end, cm.keepalive.wal_end);
       // IDENTIFY_SYSTEM's position may lie past the last record's end (a page
@@ -499,7 +509,13 @@ struct Invalidator::Impl {
         if (stable_keepalives >= 3 && catch_up_target - cm.keepalive.wal_end < 8192)
           caught_up = true;
       }
-      if (!processor->in_transaction()) processor->OnWalEnd(cm.keepalive.wal_end);
+      if (!processor->in_transaction()) {
+        processor->OnWalEnd(cm.keepalive.wal_end);
+        // The stream is ordered: everything the server sent before this
+        // keepalive has been applied. (An empty libpq buffer would not say
+        // that: older changes may still sit in the socket.)
+        watchdog->OnIdle(PgTimeToUnixMicros(cm.keepalive.send_time));
+      }
       if (cm.keepalive.reply_requested && !SendStatus(false)) {
         Disconnect("cannot answer keepalive");
         return false;
@@ -514,6 +530,7 @@ struct Invalidator::Impl {
     }
     if (auto* b = std::get_if<BeginMessage>(&m)) {
       if (lag_commit_unix_us == 0) lag_commit_unix_us = PgTimeToUnixMicros(b->commit_time);
+      watchdog->OnReceived(b->final_lsn, PgTimeToUnixMicros(b->commit_time));
     }
     Status s = processor->Process(m);
     if (kill) return false;
@@ -522,6 +539,7 @@ struct Invalidator::Impl {
       return false;
     }
     if (auto* c = std::get_if<CommitMessage>(&m)) {
+      watchdog->OnApplied(c->end_lsn);
       lag_commit_unix_us = PgTimeToUnixMicros(c->commit_time);
       if (c->end_lsn >= catch_up_target) caught_up = true;
       if (!SendStatus(false)) {
@@ -643,7 +661,11 @@ Result<std::unique_ptr<Invalidator>> Invalidator::Start(InvalidatorDeps deps) {
     return Status::InvalidArgument("invalidator.join_mode must be poll or conservative");
   auto impl = std::make_unique<Impl>();
   impl->deps = std::move(deps);
-  impl->SetVouched(false);  // fail closed until caught up
+  WatchdogOptions wo;
+  wo.max_staleness_seconds = impl->deps.options.max_staleness_seconds;
+  wo.max_silence_seconds = impl->MaxSilence();
+  // Fail closed until caught up: the watchdog starts withdrawn.
+  impl->watchdog = std::make_unique<StalenessWatchdog>(impl->deps.ejector, wo);
   if (Status s = impl->Setup(); !s.ok()) return s;
   Impl* raw = impl.get();
   raw->thread = std::thread([raw] { raw->Run(); });
@@ -657,7 +679,7 @@ void Invalidator::Stop() {
   impl_->sleep_cv.notify_all();
   impl_->thread.join();
   impl_->stats_thread.join();
-  impl_->SetVouched(false);
+  impl_->watchdog->Stop();
 }
 
 void Invalidator::Kill() {
@@ -666,6 +688,9 @@ void Invalidator::Kill() {
   impl_->sleep_cv.notify_all();
   impl_->thread.join();
   impl_->stats_thread.join();
+  // A dead process vouches for nothing; stopping now also keeps a later
+  // destructor from withdrawing a successor's vouch on the same ejector.
+  impl_->watchdog->Stop();
 }
 
 InvalidatorMetrics Invalidator::GetMetrics() const {
@@ -673,7 +698,14 @@ InvalidatorMetrics Invalidator::GetMetrics() const {
   std::lock_guard lock(impl_->metrics_mu);
   const InvalidatorMetrics& e = impl_->extra;
   m.connected = e.connected;
-  m.vouched = e.vouched;
+  WatchdogState w = impl_->watchdog->State();
+  m.vouched = w.vouched;
+  m.vouch_withdrawals_lag = w.withdrawals_lag;
+  m.vouch_withdrawals_silence = w.withdrawals_silence;
+  m.pending_transactions = w.pending_transactions;
+  if (w.oldest_pending_commit_us > 0)
+    m.oldest_pending_age_seconds =
+        std::max(0.0, (NowUnixMicros() - w.oldest_pending_commit_us) / 1e6);
   m.lag_seconds = e.lag_seconds;
   m.lag_bytes = e.lag_bytes;
   m.slot_retained_wal_bytes = e.slot_retained_wal_bytes;

@@ -416,5 +416,56 @@ TEST_F(InvalidatorE2E, SetsUpPublicationReplicaIdentityAndExportsMetrics) {
   EXPECT_NE(m.ToPrometheus().find("cacheportal_invalidator_lag_seconds"), std::string::npos);
 }
 
+// The stream thread is stuck in Eject() for the first change while a second
+// one commits: the watchdog, not the stream, must withdraw the vouch once the
+// first change is older than max_staleness, and vouch again after catch-up.
+TEST_F(InvalidatorE2E, WatchdogWithdrawsVouchWhileEjectionIsBlocked) {
+  options_.max_staleness_seconds = 0.5;
+  StartInvalidator();
+  RegisterStorePages();
+  ejector_.Close();
+  Exec("UPDATE item SET listprice = 40.00 WHERE itemid = 'EST-1'");
+  ASSERT_TRUE(ejector_.WaitEntered());
+  Exec("UPDATE item SET listprice = 41.00 WHERE itemid = 'EST-2'");
+  // Eject() is still blocked here: only the watchdog thread can do this.
+  ASSERT_TRUE(ejector_.WaitVouched(false)) << "vouch kept while an ejection is blocked";
+  InvalidatorMetrics blocked = inv_->GetMetrics();
+  EXPECT_FALSE(ejector_.Ejected("/item/EST-1"));
+  EXPECT_GE(blocked.pending_transactions, 1u);
+  EXPECT_GE(blocked.vouch_withdrawals_lag + blocked.vouch_withdrawals_silence, 1u);
+  EXPECT_FALSE(blocked.vouched);
+  ejector_.Open();
+  ASSERT_TRUE(ejector_.WaitEjected("/item/EST-1"));
+  ASSERT_TRUE(ejector_.WaitEjected("/item/EST-2"));
+  ASSERT_TRUE(ejector_.WaitVouched(true)) << "vouch not restored after catch-up";
+  EXPECT_EQ(inv_->GetMetrics().pending_transactions, 0u);
+}
+
+// A join poll that waits on a lock is cut by its statement_timeout (a
+// quarter of max_staleness), the join is ejected conservatively, and the
+// timeout is counted.
+TEST_F(InvalidatorE2E, BlockedJoinPollTimesOutAndEjectsConservatively) {
+  options_.join_mode = "poll";
+  options_.max_staleness_seconds = 4;  // poll statement_timeout = 1 s
+  StartInvalidator();
+  source_.AddPage("/items-of/FISH", {Inst(items_of_cat_, {"FISH"})});
+  source_.AddPage("/items-of/DOGS", {Inst(items_of_cat_, {"DOGS"})});
+  pg::ConnPtr locker = db_->Connect();
+  ASSERT_TRUE(pg::Exec(locker.get(), "BEGIN").ok());
+  ASSERT_TRUE(pg::Exec(locker.get(), "LOCK TABLE product IN ACCESS EXCLUSIVE MODE").ok());
+  // Polling needs product, which is locked: without the timeout this would
+  // wait for as long as the other session holds the lock.
+  Exec("INSERT INTO item VALUES ('EST-8', 'K9-BD-01', 22.00, 12.00, 'P', 'Female')");
+  ASSERT_TRUE(ejector_.WaitEjected("/items-of/DOGS"));
+  ASSERT_TRUE(ejector_.WaitEjected("/items-of/FISH"));  // conservative: no poll answered
+  InvalidatorMetrics m = inv_->GetMetrics();
+  EXPECT_GE(m.poll_timeouts, 1u);
+  EXPECT_GE(m.poll_errors, m.poll_timeouts);
+  EXPECT_NE(m.ToPrometheus().find("cacheportal_invalidator_poll_timeouts_total"),
+            std::string::npos);
+  ASSERT_TRUE(pg::Exec(locker.get(), "ROLLBACK").ok());
+  Barrier(1);
+}
+
 }  // namespace
 }  // namespace cacheportal::invalidator
