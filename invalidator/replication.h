@@ -16,8 +16,10 @@
 // The stream runs on its own thread: it answers keepalives, sends a standby
 // status update after each applied transaction and every
 // status_interval_seconds, reconnects with backoff (100 ms .. 5 s) when the
-// server goes away, and calls Ejector::SetVouched(false) while disconnected,
-// not yet caught up, or lagging beyond max_staleness_seconds.
+// server goes away. Vouching (Ejector::SetVouched) is decided by a
+// StalenessWatchdog on its own thread from what the stream reports, so it
+// withdraws while disconnected, not yet caught up, or when a received change
+// outlives max_staleness_seconds even if the stream thread is blocked.
 //
 // Thread-safety: Start/Stop/Kill from one owner thread; GetMetrics from any.
 #pragma once
