@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include "tests/invalidator/fakes.h"
 #include "tests/invalidator/template_builders.h"
 
@@ -188,6 +190,78 @@ TEST_F(Processor, KeyOnlyOldRowFallsBackToEveryInstanceOnTheTable) {
 TEST_F(Processor, RowChangeOutsideATransactionIsCorruption) {
   EXPECT_EQ(proc_->Process(Item("A", "P")).code(), Status::Code::kCorruption);
   EXPECT_EQ(proc_->Process(CommitMessage{0, 1, 2, 0}).code(), Status::Code::kCorruption);
+}
+
+// A poller whose every answer takes `cost_us` of the processor's clock and
+// may time out, for the poll-bounding rules.
+class SlowPoller : public JoinPoller {
+ public:
+  explicit SlowPoller(std::atomic<int64_t>* clock) : clock_(clock) {}
+  Result<PollAnswer> Poll(const PollQuery&) override {
+    ++polls;
+    *clock_ += cost_us;
+    if (timeout) return Status::TimedOut("join poll exceeded statement_timeout (test)");
+    return PollAnswer{false, 0};
+  }
+  int64_t cost_us = 0;
+  bool timeout = false;
+  int polls = 0;
+
+ private:
+  std::atomic<int64_t>* clock_;
+};
+
+class BoundedPolls : public Processor {
+ protected:
+  void Make(ProcessorOptions po) {
+    proc_ = std::make_unique<ChangeProcessor>(&source_, &ejector_, &slow_, po,
+                                              [this] { return clock_.load(); });
+    Feed(RelationMessage{
+        1,
+        "public",
+        "item",
+        'f',
+        {{true, "itemid", 25, -1}, {true, "productid", 25, -1}, {true, "price", 1700, -1}}});
+    source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
+    source_.AddPage("/items/DOGS", {Inst(items_of_cat_, {"DOGS"})});
+  }
+  // Commit time 0 in PostgreSQL's epoch.
+  std::atomic<int64_t> clock_{PgTimeToUnixMicros(0)};
+  SlowPoller slow_{&clock_};
+};
+
+TEST_F(BoundedPolls, TimedOutPollEjectsConservativelyAndIsCounted) {
+  Make(ProcessorOptions{});
+  slow_.timeout = true;
+  ASSERT_TRUE(Txn(100, {Item("X", "P")}).ok());
+  EXPECT_TRUE(ejector_.Ejected("/items/FISH"));
+  EXPECT_TRUE(ejector_.Ejected("/items/DOGS"));
+  EXPECT_EQ(proc_->Metrics().poll_timeouts, 2u);
+  EXPECT_EQ(proc_->Metrics().poll_errors, 2u);
+}
+
+TEST_F(BoundedPolls, SpentBudgetEjectsTheRemainingJoinsWithoutPolling) {
+  ProcessorOptions po;
+  po.poll_budget_seconds = 0.5;
+  Make(po);
+  slow_.cost_us = 1'000'000;  // the first poll eats the whole budget
+  ASSERT_TRUE(Txn(100, {Item("X", "P")}).ok());
+  EXPECT_EQ(slow_.polls, 1);
+  EXPECT_EQ(proc_->Metrics().polls_skipped, 1u);
+  // One instance was answered "no" by its poll, the other ejected unpolled.
+  EXPECT_NE(ejector_.Ejected("/items/FISH"), ejector_.Ejected("/items/DOGS"));
+}
+
+TEST_F(BoundedPolls, TransactionAlreadyBehindSkipsPolling) {
+  ProcessorOptions po;
+  po.skip_polls_lag_seconds = 1;
+  Make(po);
+  clock_ += 3'000'000;  // its commit is 3 s old when it reaches Commit
+  ASSERT_TRUE(Txn(100, {Item("X", "P")}).ok());
+  EXPECT_EQ(slow_.polls, 0);
+  EXPECT_EQ(proc_->Metrics().polls_skipped, 2u);
+  EXPECT_TRUE(ejector_.Ejected("/items/FISH"));
+  EXPECT_TRUE(ejector_.Ejected("/items/DOGS"));
 }
 
 }  // namespace
