@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
@@ -664,9 +665,13 @@ class RocksSqlMap final : public SqlMap {
   Status OpenDb(const MapOptions& options);
   Status Load();
 
+  Status RemoveKeysLocked(std::span<const std::string> keys);  // write_mu_ held
   Status PutPage(std::string_view key, std::span<const QueryInstance> instances,
                  std::span<const std::string> children, std::string_view url) override;
   Status RemoveKeys(std::span<const std::string> keys) override;
+  uint64_t KeyGeneration(std::string_view key) const override;
+  Status RemoveKeysIfUnchanged(std::span<const std::string> keys,
+                               std::span<const uint64_t> generations) override;
   Status Clear() override;
 
   void CandidatesByValue(std::string_view table, std::string_view column, std::string_view value,
@@ -717,6 +722,7 @@ class RocksSqlMap final : public SqlMap {
   std::mutex write_mu_;
   mutable std::shared_mutex mu_;
   StrMap<PageInfo> pages_;
+  std::atomic<uint64_t> next_generation_{1};
   std::unordered_map<InstanceId, InstanceRec> instances_;
   std::unordered_map<uint64_t, TemplateRec> templates_;
   StrMap<TableIndex> tables_;
@@ -829,6 +835,7 @@ Status RocksSqlMap::Load() {
         auto r = instances_.find(id);
         if (r != instances_.end()) r->second.keys.insert(p.key);
       }
+      p.generation = next_generation_.fetch_add(1, std::memory_order_relaxed);
       pages_[p.key] = std::move(p);
     }
     if (!it->status().ok())
@@ -1020,6 +1027,7 @@ Status RocksSqlMap::PutPage(std::string_view key_view, std::span<const QueryInst
   }
   // The delete of an old (child, key) parent entry precedes the re-put in
   // the batch order, so a kept child survives.
+  page.generation = next_generation_.fetch_add(1, std::memory_order_relaxed);
   plan.put_pages.push_back(std::move(page));
   Status s = Commit(&batch);
   if (!s.ok()) return s;
@@ -1027,8 +1035,37 @@ Status RocksSqlMap::PutPage(std::string_view key_view, std::span<const QueryInst
   return Status::OK();
 }
 
+uint64_t RocksSqlMap::KeyGeneration(std::string_view key) const {
+  std::shared_lock lock(mu_);
+  auto it = pages_.find(key);
+  return it == pages_.end() ? 0 : it->second.generation;
+}
+
+Status RocksSqlMap::RemoveKeysIfUnchanged(std::span<const std::string> keys,
+                                          std::span<const uint64_t> generations) {
+  if (keys.size() != generations.size())
+    return Status::InvalidArgument("sqlmap: one generation per key");
+  // write_mu_ serialises this with PutPage, so no registration can slip in
+  // between the check and the removal.
+  std::lock_guard wl(write_mu_);
+  std::vector<std::string> unchanged;
+  {
+    std::shared_lock lock(mu_);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto it = pages_.find(keys[i]);
+      if (it != pages_.end() && generations[i] != 0 && it->second.generation == generations[i])
+        unchanged.push_back(keys[i]);
+    }
+  }
+  return RemoveKeysLocked(unchanged);
+}
+
 Status RocksSqlMap::RemoveKeys(std::span<const std::string> keys) {
   std::lock_guard wl(write_mu_);
+  return RemoveKeysLocked(keys);
+}
+
+Status RocksSqlMap::RemoveKeysLocked(std::span<const std::string> keys) {
   rocksdb::WriteBatch batch;
   Plan plan;
   std::unordered_map<InstanceId, int64_t> ref_delta;

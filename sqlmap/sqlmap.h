@@ -71,6 +71,8 @@ struct PageInfo {
   int64_t stored_at_ms = 0;  // Unix epoch milliseconds
   std::vector<uint64_t> instances;
   std::vector<std::string> children;
+  // In memory only: bumped by every PutPage of the key (see RemoveKeysIfUnchanged).
+  uint64_t generation = 0;
 };
 
 struct MapStats {
@@ -94,6 +96,18 @@ class SqlMap {
 
   // Removes keys and every reverse entry that only they held. Unknown keys are OK.
   virtual Status RemoveKeys(std::span<const std::string> keys) = 0;
+
+  // The invalidator's removal after an ejection. Between collecting a key
+  // (KeyGeneration) and removing it, the ejected page may have been fetched
+  // again and registered afresh; removing that new registration would leave
+  // a cached page no change can find (a lost ejection). So a key is removed
+  // only while its generation is still the one recorded before the ejection.
+  // 0 = not registered.
+  virtual uint64_t KeyGeneration(std::string_view key) const { return 0; }
+  virtual Status RemoveKeysIfUnchanged(std::span<const std::string> keys,
+                                       std::span<const uint64_t> generations) {
+    return RemoveKeys(keys);
+  }
   virtual Status Clear() = 0;
 
   // --- invalidator lookups (in memory) ---

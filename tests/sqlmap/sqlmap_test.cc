@@ -164,6 +164,31 @@ TEST(SqlMapTest, PutPageReplacesEarlierRegistration) {
   EXPECT_EQ(Keys(*map, b.IdValue()), std::vector<std::string>{"k"});
 }
 
+TEST(SqlMapTest, RemovalAfterEjectionSparesAFreshRegistration) {
+  // The invalidator collects "k" (generation g1) and ejects it; before it
+  // removes "k" from the map, a fresh fetch registers "k" again (g2). That
+  // registration must survive, or the next change could not find the page.
+  TempDir dir;
+  auto map = OpenMap(dir.path());
+  Analyzer an(AnalyzerOptions{});
+  QueryInstance a = Inst(an, "SELECT * FROM product WHERE catid = 'A'");
+  std::vector<QueryInstance> page{a};
+  ASSERT_TRUE(map->PutPage("k", page, {}, "/k").ok());
+  uint64_t g1 = map->KeyGeneration("k");
+  ASSERT_NE(g1, 0u);
+  ASSERT_TRUE(map->PutPage("k", page, {}, "/k").ok());
+  uint64_t g2 = map->KeyGeneration("k");
+  EXPECT_NE(g2, g1);
+  std::vector<std::string> keys{"k"};
+  std::vector<uint64_t> old_gen{g1};
+  ASSERT_TRUE(map->RemoveKeysIfUnchanged(keys, old_gen).ok());
+  EXPECT_EQ(Keys(*map, a.IdValue()), std::vector<std::string>{"k"});
+  std::vector<uint64_t> current{g2};
+  ASSERT_TRUE(map->RemoveKeysIfUnchanged(keys, current).ok());
+  EXPECT_TRUE(Keys(*map, a.IdValue()).empty());
+  EXPECT_EQ(map->KeyGeneration("k"), 0u);
+}
+
 TEST(SqlMapTest, SharedInstanceSurvivesRemovalOfOnePage) {
   TempDir dir;
   auto map = OpenMap(dir.path());
