@@ -542,7 +542,9 @@ struct Invalidator::Impl {
       watchdog->OnApplied(c->end_lsn);
       lag_commit_unix_us = PgTimeToUnixMicros(c->commit_time);
       if (c->end_lsn >= catch_up_target) caught_up = true;
-      if (!SendStatus(false)) {
+      // While withdrawn, ask for a keepalive at once: reading it back with
+      // nothing pending is what lets the watchdog vouch again.
+      if (!SendStatus(!watchdog->State().vouched)) {
         Disconnect("cannot send standby status");
         return false;
       }
