@@ -122,6 +122,7 @@ Status ChangeProcessor::OnChange(RowChange change) {
   ++txn_.changes;
   const std::string& table = change.rel->table;
   txn_.tables.insert(table);
+  if (change.kind != RowChange::Kind::kInsert) txn_.tables_not_insert_only.insert(table);
   Count(&InvalidatorMetrics::changes);
 
   // In-flight requests first (see common/page_registrar.h for why the order matters).
@@ -211,6 +212,7 @@ Status ChangeProcessor::OnTruncate(const TruncateMessage& m) {
       continue;
     }
     txn_.tables.insert(rel->table);
+    txn_.tables_not_insert_only.insert(rel->table);
     size_t tainted =
         source_->TaintMatching(rel->table, [](const sqlmap::QueryInstance&) { return true; });
     if (tainted) Count(&InvalidatorMetrics::tainted_requests, tainted);
@@ -240,11 +242,15 @@ void ChangeProcessor::SettleJoins(const CommitMessage& m, Lsn hold_at) {
       continue;
     }
     // The poll sees the database after this commit: if this transaction also
-    // changed another table of the join, the pre-commit partner may be gone.
+    // updated or deleted rows of another table of the join, the pre-commit
+    // partner may be gone. Rows it only inserted are visible to the poll, and
+    // any result row they create contains one of them, so inserts (a checkout
+    // adding an order and its lines) still poll precisely.
     if (!conservative) {
       for (size_t i = 0; i < tmpl.tables.size() && !conservative; ++i) {
         bool is_changed = std::find(pj.tables.begin(), pj.tables.end(), int(i)) != pj.tables.end();
-        if (!is_changed && txn_.tables.count(tmpl.tables[i].table)) conservative = true;
+        if (!is_changed && txn_.tables_not_insert_only.count(tmpl.tables[i].table))
+          conservative = true;
       }
     }
     if (conservative) {
