@@ -3,6 +3,7 @@
 // Analyzer and a real RocksDB map in a temp dir; the ordering tests wrap that
 // map to act at the moment of the map write.
 #include "sqlmap/inflight_registry.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -12,24 +13,13 @@
 namespace cacheportal::sqlmap {
 namespace {
 
-namespace fs = std::filesystem;
-
+// A map directory inside a temporary directory removed after the test.
 class TempDir {
  public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("cp-inflight-test-" + std::to_string(rd()) + "-" + std::to_string(::getpid()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string path() const { return (path_ / "map").string(); }
+  std::string path() const { return (dir_.root() / "map").string(); }
 
  private:
-  fs::path path_;
+  testing::TempDir dir_{"cp-inflight-test-"};
 };
 
 // Forwards to a real map; runs `on_put` right after a successful PutPage

@@ -11,28 +11,18 @@
 #include <random>
 
 #include "sqlmap/analyzer.h"
+#include "tests/support/temp_dir.h"
 
 namespace cacheportal::sqlmap {
 namespace {
 
-namespace fs = std::filesystem;
-
+// A map directory inside a temporary directory removed after the test.
 class TempDir {
  public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("cp-sqlmap-test-" + std::to_string(rd()) + "-" + std::to_string(::getpid()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string path() const { return (path_ / "map").string(); }
+  std::string path() const { return (dir_.root() / "map").string(); }
 
  private:
-  fs::path path_;
+  testing::TempDir dir_{"cp-sqlmap-test-"};
 };
 
 std::unique_ptr<SqlMap> OpenMap(const std::string& path) {
