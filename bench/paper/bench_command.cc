@@ -44,6 +44,7 @@ constexpr const char* kUsage =
     "  --mix-browse SPEC     e.g. home=8,category=17,product=30,item=36,search=7,lang=2\n"
     "  --mix-buy SPEC        e.g. ...,signin=1,cart_add=12,cart_view=7,checkout=5\n"
     "  --seed N              random seed (default 1)\n"
+    "  --client-threads N    event loops driving the users (default 2)\n"
     "writer and audit:\n"
     "  --write-rate R        background changes per second (default 1; 0 = none)\n"
     "  --audit-window S      ejection window before a write's audit (default 1)\n"
@@ -171,6 +172,8 @@ int RunBenchCommand(int argc, char** argv) {
           ok = false;
         }
       }
+    } else if (a == "--client-threads") {
+      ok = integer(&base.client_threads) && base.client_threads >= 1 && base.client_threads <= 64;
     } else if (a == "--seed") {
       ok = num(&d);
       base.seed = static_cast<uint64_t>(d);

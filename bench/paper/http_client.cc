@@ -164,19 +164,71 @@ Result<Response> HttpClient::Get(const std::string& target,
   return Send(r);
 }
 
+std::string SerializeRequest(const Request& req, const BaseUrl& base) {
+  std::string out;
+  out.reserve(128 + req.target.size() + req.body.size());
+  out.append(req.method).append(" ").append(req.target).append(" HTTP/1.1\r\nHost: ");
+  out.append(base.host).append(":").append(std::to_string(base.port)).append("\r\n");
+  for (const auto& [k, v] : req.headers) out.append(k).append(": ").append(v).append("\r\n");
+  if (!req.body.empty() || req.method == "POST")
+    out.append("Content-Length: ").append(std::to_string(req.body.size())).append("\r\n");
+  out.append("\r\n").append(req.body);
+  return out;
+}
+
+Result<ParsedResponse> ParseResponse(std::string_view buf, bool head_request, Response* out) {
+  ParsedResponse p;
+  size_t head_end = buf.find("\r\n\r\n");
+  if (head_end == std::string_view::npos) {
+    if (buf.size() > 1 << 20) return Status::IOError("response head too large");
+    return p;
+  }
+  if (Status s = ParseResponseHead(buf.substr(0, head_end + 2), out); !s.ok()) return s;
+  size_t pos = head_end + 4;
+  bool head_only = head_request || out->status == 204 || out->status == 304 || out->status < 200;
+  p.close = IEquals(out->Header("Connection"), "close");
+  std::string_view te = out->Header("Transfer-Encoding");
+  std::string_view cl = out->Header("Content-Length");
+  out->body.clear();
+  if (head_only) {
+  } else if (!te.empty() && te.find("chunked") != std::string_view::npos) {
+    for (;;) {
+      size_t e = buf.find("\r\n", pos);
+      if (e == std::string_view::npos) return ParsedResponse{};
+      size_t size = 0;
+      auto [ptr, ec] = std::from_chars(buf.data() + pos, buf.data() + e, size, 16);
+      if (ec != std::errc()) return Status::IOError("bad chunk size");
+      (void)ptr;
+      pos = e + 2;
+      if (buf.size() < pos + size + 2) return ParsedResponse{};
+      out->body.append(buf.substr(pos, size));
+      pos += size + 2;
+      if (size == 0) break;  // no trailers expected from our servers
+    }
+  } else if (!cl.empty()) {
+    size_t len = 0;
+    auto [ptr, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), len);
+    if (ec != std::errc() || ptr != cl.data() + cl.size())
+      return Status::IOError("bad Content-Length");
+    if (buf.size() < pos + len) return ParsedResponse{};
+    out->body.assign(buf.substr(pos, len));
+    pos += len;
+  } else {
+    ParsedResponse more;
+    more.until_close = true;
+    return more;
+  }
+  p.consumed = pos;
+  return p;
+}
+
 Result<Response> HttpClient::SendOnce(const Request& req, bool* retryable) {
   bool reused = fd_ >= 0;
   *retryable = false;
   if (!reused) {
     if (Status s = Connect(); !s.ok()) return s;
   }
-  std::string out = req.method + " " + req.target + " HTTP/1.1\r\nHost: " + base_.host + ":" +
-                    std::to_string(base_.port) + "\r\n";
-  for (const auto& [k, v] : req.headers) out += k + ": " + v + "\r\n";
-  if (!req.body.empty() || req.method == "POST")
-    out += "Content-Length: " + std::to_string(req.body.size()) + "\r\n";
-  out += "\r\n";
-  out += req.body;
+  std::string out = SerializeRequest(req, base_);
   size_t sent = 0;
   while (sent < out.size()) {
     ssize_t n = ::send(fd_, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
@@ -187,62 +239,27 @@ Result<Response> HttpClient::SendOnce(const Request& req, bool* retryable) {
     }
     sent += static_cast<size_t>(n);
   }
-  // Head.
-  size_t head_end;
-  while ((head_end = buf_.find("\r\n\r\n")) == std::string::npos) {
-    if (buf_.size() > 1 << 20) return Status::IOError("response head too large");
+  Response resp;
+  for (;;) {
+    auto parsed = ParseResponse(buf_, req.method == "HEAD", &resp);
+    if (!parsed.ok()) return parsed.status();
+    if (parsed->consumed > 0) {
+      buf_.erase(0, parsed->consumed);
+      if (parsed->close) Close();
+      return resp;
+    }
     Status s = ReadMore();
     if (!s.ok()) {
+      if (parsed->until_close && !s.IsTimedOut()) {
+        // The body ran to the connection's end; the head is in front of it.
+        resp.body = buf_.substr(buf_.find("\r\n\r\n") + 4);
+        Close();
+        return resp;
+      }
       *retryable = reused && buf_.empty() && !s.IsTimedOut();
       return s;
     }
   }
-  Response resp;
-  if (Status s = ParseResponseHead(std::string_view(buf_).substr(0, head_end + 2), &resp); !s.ok())
-    return s;
-  buf_.erase(0, head_end + 4);
-  bool head_only =
-      req.method == "HEAD" || resp.status == 204 || resp.status == 304 || resp.status < 200;
-  bool close = IEquals(resp.Header("Connection"), "close");
-  std::string_view te = resp.Header("Transfer-Encoding");
-  std::string_view cl = resp.Header("Content-Length");
-  if (head_only) {
-  } else if (!te.empty() && te.find("chunked") != std::string_view::npos) {
-    for (;;) {
-      size_t e;
-      while ((e = buf_.find("\r\n")) == std::string::npos)
-        if (Status s = ReadMore(); !s.ok()) return s;
-      size_t size = 0;
-      auto [p, ec] = std::from_chars(buf_.data(), buf_.data() + e, size, 16);
-      if (ec != std::errc()) return Status::IOError("bad chunk size");
-      (void)p;
-      buf_.erase(0, e + 2);
-      while (buf_.size() < size + 2)
-        if (Status s = ReadMore(); !s.ok()) return s;
-      resp.body.append(buf_, 0, size);
-      buf_.erase(0, size + 2);
-      if (size == 0) break;  // no trailers expected from our servers
-    }
-  } else if (!cl.empty()) {
-    size_t len = 0;
-    auto [p, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), len);
-    if (ec != std::errc() || p != cl.data() + cl.size())
-      return Status::IOError("bad Content-Length");
-    while (buf_.size() < len)
-      if (Status s = ReadMore(); !s.ok()) return s;
-    resp.body.assign(buf_, 0, len);
-    buf_.erase(0, len);
-  } else {
-    for (;;) {
-      Status s = ReadMore();
-      if (!s.ok()) break;
-    }
-    resp.body = std::move(buf_);
-    buf_.clear();
-    close = true;
-  }
-  if (close) Close();
-  return resp;
 }
 
 }  // namespace cacheportal::bench

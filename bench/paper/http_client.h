@@ -41,6 +41,23 @@ struct Response {
 // the body) into `out`. Pure; exposed for tests.
 Status ParseResponseHead(std::string_view head, Response* out);
 
+// The bytes of `req` on the wire to `base` (Host, and Content-Length for a
+// body or any POST).
+std::string SerializeRequest(const Request& req, const BaseUrl& base);
+
+// What ParseResponse found at the front of a receive buffer.
+struct ParsedResponse {
+  size_t consumed = 0;       // bytes of the buffer the response used; 0 = incomplete
+  bool close = false;        // the server closes the connection after it
+  bool until_close = false;  // no length: the body runs to the connection's end
+};
+// Parses one response at the front of `buf` (a reply to a HEAD request when
+// `head_request`). Incomplete input gives consumed == 0 (and, for a body
+// delimited by the connection's end, until_close: the caller takes what
+// arrived once the peer closes). Pure; shared by the blocking client and the
+// event-driven users.
+Result<ParsedResponse> ParseResponse(std::string_view buf, bool head_request, Response* out);
+
 class HttpClient {
  public:
   HttpClient(BaseUrl base, int timeout_ms = 10000)

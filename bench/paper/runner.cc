@@ -6,10 +6,12 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "bench/paper/user_driver.h"
 #include "common/pg.h"
 
 namespace cacheportal::bench {
@@ -385,6 +387,61 @@ bool Pick(int i, double fraction, double offset) {
   return std::floor((i + 1) * fraction + offset) > std::floor(i * fraction + offset);
 }
 
+// One simulated shopper of the PetStore study (browser or buyer, English or
+// Japanese), driven by the event loops of user_driver.h.
+class PetStoreUser final : public SimulatedUser {
+ public:
+  PetStoreUser(const RunOptions& opt, const Workload& wl, int i, Clock::time_point end,
+               const std::atomic<bool>& stop, Recorder& rec, std::atomic<uint64_t>& checkouts)
+      : opt_(opt),
+        wl_(wl),
+        end_(end),
+        stop_(stop),
+        rec_(rec),
+        checkouts_(checkouts),
+        rng_(opt.seed * 1000003 + static_cast<uint64_t>(i)),
+        think_(opt.think_ms > 0 ? 1.0 / opt.think_ms : 1.0) {
+    st_.buyer = Pick(i, opt.buyer_fraction, 0.5);
+    st_.ja = Pick(i, opt.ja_fraction, 0.25);
+    st_.username = "user" + std::to_string(1 + i % 10);
+  }
+
+  bool WantsMore(Clock::time_point now) override {
+    return !stop_.load(std::memory_order_relaxed) && now < end_;
+  }
+
+  Request Next() override {
+    action_ = wl_.Next(st_, rng_);
+    return wl_.Build(action_, st_, rng_);
+  }
+
+  Clock::duration Done(const Result<Response>& resp, Clock::time_point sent,
+                       Clock::time_point ended) override {
+    int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(ended - sent).count();
+    bool ok = resp.ok() && resp->status < 500;
+    CacheState cs = resp.ok() ? ParseXCache(resp->Header("X-Cache")) : CacheState::kNone;
+    rec_.Record(ended, us, ok, cs, IsCatalogAction(action_));
+    if (!resp.ok()) return std::chrono::milliseconds(10);
+    Workload::Observe(action_, *resp, &st_);
+    if (action_ == Action::kCheckout && resp->status == 303) checkouts_.fetch_add(1);
+    if (opt_.think_ms <= 0) return Clock::duration::zero();
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double, std::milli>(think_(rng_)));
+  }
+
+ private:
+  const RunOptions& opt_;
+  const Workload& wl_;
+  Clock::time_point end_;
+  const std::atomic<bool>& stop_;
+  Recorder& rec_;
+  std::atomic<uint64_t>& checkouts_;
+  std::mt19937_64 rng_;
+  std::exponential_distribution<double> think_;
+  UserState st_;
+  Action action_ = Action::kHome;
+};
+
 }  // namespace
 
 std::string_view WriteKindName(WriteKind k) {
@@ -477,39 +534,18 @@ Result<RunResult> RunOnce(const RunOptions& opt, const Catalog& catalog) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> checkouts{0};
 
-  std::vector<std::thread> users;
-  users.reserve(opt.users);
+  std::vector<std::unique_ptr<PetStoreUser>> users;
+  std::vector<SimulatedUser*> user_ptrs;
   for (int i = 0; i < opt.users; ++i) {
-    users.emplace_back([&, i] {
-      HttpClient client(opt.target, opt.timeout_ms);
-      std::mt19937_64 rng(opt.seed * 1000003 + static_cast<uint64_t>(i));
-      UserState st;
-      st.buyer = Pick(i, opt.buyer_fraction, 0.5);
-      st.ja = Pick(i, opt.ja_fraction, 0.25);
-      st.username = "user" + std::to_string(1 + i % 10);
-      std::exponential_distribution<double> think(opt.think_ms > 0 ? 1.0 / opt.think_ms : 1.0);
-      while (!stop.load(std::memory_order_relaxed)) {
-        Action a = wl.Next(st, rng);
-        Request req = wl.Build(a, st, rng);
-        auto t1 = Clock::now();
-        auto resp = client.Send(req);
-        auto t2 = Clock::now();
-        int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(t2 - t1).count();
-        bool ok = resp.ok() && resp->status < 500;
-        CacheState cs = resp.ok() ? ParseXCache(resp->Header("X-Cache")) : CacheState::kNone;
-        rec.Record(t2, us, ok, cs, IsCatalogAction(a));
-        if (resp.ok()) {
-          Workload::Observe(a, *resp, &st);
-          if (a == Action::kCheckout && resp->status == 303) checkouts.fetch_add(1);
-        } else {
-          std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        if (t2 >= end) break;
-        if (opt.think_ms > 0)
-          std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(think(rng)));
-      }
-    });
+    users.push_back(std::make_unique<PetStoreUser>(opt, wl, i, end, stop, rec, checkouts));
+    user_ptrs.push_back(users.back().get());
   }
+  UserDriverOptions driver;
+  driver.target = opt.target;
+  driver.threads = opt.client_threads;
+  driver.timeout_ms = opt.timeout_ms;
+  Status driven = Status::OK();
+  std::thread driver_thread([&] { driven = DriveUsers(driver, user_ptrs); });
 
   Auditor auditor(opt);
   std::atomic<bool> audit_stop{false};
@@ -539,7 +575,8 @@ Result<RunResult> RunOnce(const RunOptions& opt, const Catalog& catalog) {
         static_cast<unsigned long long>(st.errors));
   }
   stop.store(true);
-  for (auto& t : users) t.join();
+  driver_thread.join();
+  if (!driven.ok()) return driven;
   if (writer_thread.joinable()) writer_thread.join();
   audit_stop.store(true);
   if (audit_thread.joinable()) audit_thread.join();

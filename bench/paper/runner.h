@@ -40,6 +40,7 @@ struct RunOptions {
   int audit_unaffected = 4;   // unaffected pages re-fetched per audit
   double probe_timeout_s = 10;
   int timeout_ms = 10000;
+  int client_threads = 2;  // event loops driving the users (user_driver.h)
   uint64_t seed = 1;
   bool progress = true;
   WorkloadOptions workload;
