@@ -123,8 +123,10 @@ class Loop {
     s.head = req.method == "HEAD";
     s.out = SerializeRequest(req, options_.target);
     s.retried = false;
-    s.sent = now;
-    s.deadline = now + std::chrono::milliseconds(options_.timeout_ms);
+    // `now` is when the loop woke; the send happens later in the same turn,
+    // and the response time must not include this turn's other work.
+    s.sent = Clock::now();
+    s.deadline = s.sent + std::chrono::milliseconds(options_.timeout_ms);
     Send(i, now);
   }
 
@@ -250,6 +252,7 @@ class Loop {
       return;
     }
     bool eof = n == 0;
+    now = Clock::now();  // the answer is complete now, not when the loop woke
     s.in.append(buf, static_cast<size_t>(n));
     Response resp;
     auto parsed = ParseResponse(s.in, s.head, &resp);
