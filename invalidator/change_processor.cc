@@ -167,6 +167,8 @@ Status ChangeProcessor::OnChange(RowChange change) {
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
 
   uint64_t evaluated = 0;
+  // This change's row images in txn_.join_rows, stored on the first join check.
+  int64_t join_rows_first = -1, join_rows_end = -1;
   for (InstanceId id : ids) {
     if (txn_.affected.count(id)) continue;
     auto inst = source_->GetInstance(id);
@@ -179,23 +181,36 @@ Status ChangeProcessor::OnChange(RowChange change) {
       // Bound what a huge transaction can make us hold: past these limits the
       // instance is ejected rather than polled.
       constexpr size_t kMaxPendingJoins = 10000;
-      constexpr size_t kMaxRowsPerJoin = 64;
-      if (txn_.joins.size() >= kMaxPendingJoins) {
-        txn_.affected.insert(id);
-        continue;
+      constexpr size_t kMaxChecksPerJoin = 64;
+      constexpr size_t kMaxJoinRows = 4096;
+      if (join_rows_first < 0) {
+        if (txn_.join_rows.size() + 2 > kMaxJoinRows) {
+          txn_.affected.insert(id);
+          continue;
+        }
+        join_rows_first = static_cast<int64_t>(txn_.join_rows.size());
+        if (change.old_row) txn_.join_rows.push_back(JoinRow{change.rel, *change.old_row});
+        if (change.new_row) txn_.join_rows.push_back(JoinRow{change.rel, *change.new_row});
+        join_rows_end = static_cast<int64_t>(txn_.join_rows.size());
       }
       auto [it, fresh] = txn_.join_index.try_emplace(id, txn_.joins.size());
-      if (fresh) txn_.joins.push_back(PendingJoin{id, inst, change.rel, {}, {}});
-      PendingJoin& pj = txn_.joins[it->second];
-      if (pj.rel != change.rel || pj.rows.size() + 2 > kMaxRowsPerJoin) {
-        txn_.affected.insert(id);  // SettleJoins skips instances already affected
-        continue;
+      if (fresh) {
+        if (txn_.joins.size() >= kMaxPendingJoins) {
+          txn_.join_index.erase(it);
+          txn_.affected.insert(id);
+          continue;
+        }
+        txn_.joins.push_back(PendingJoin{id, inst, {}});
       }
-      for (int t : ev.join_tables)
-        if (std::find(pj.tables.begin(), pj.tables.end(), t) == pj.tables.end())
-          pj.tables.push_back(t);
-      if (change.old_row) pj.rows.push_back(*change.old_row);
-      if (change.new_row) pj.rows.push_back(*change.new_row);
+      PendingJoin& pj = txn_.joins[it->second];
+      for (int t : ev.join_tables) {
+        for (int64_t r = join_rows_first; r < join_rows_end; ++r) {
+          JoinCheck c{t, static_cast<uint32_t>(r)};
+          if (std::find(pj.checks.begin(), pj.checks.end(), c) == pj.checks.end())
+            pj.checks.push_back(c);
+        }
+      }
+      if (pj.checks.size() > kMaxChecksPerJoin) txn_.affected.insert(id);  // SettleJoins skips it
     }
   }
   Count(&InvalidatorMetrics::candidates_evaluated, evaluated);
@@ -224,73 +239,206 @@ Status ChangeProcessor::OnTruncate(const TruncateMessage& m) {
   return Status::OK();
 }
 
+// Join checks of one template, changed table and relation: they share partner polls.
+struct ChangeProcessor::JoinGroup {
+  std::shared_ptr<const sqlmap::QueryTemplate> tmpl;
+  int table = 0;
+  std::shared_ptr<const Relation> rel;
+  std::vector<uint32_t> rows;   // indexes into txn_.join_rows, ascending
+  std::vector<size_t> members;  // indexes into txn_.joins
+};
+
+namespace {
+// Per pending join: kNo once it is in a group and while every poll said "no".
+enum : uint8_t { kUndecided = 0, kNo = 1, kYes = 2 };
+constexpr size_t kMaxPartners = 1000;
+constexpr size_t kMaxProbesPerQuery = 32;
+constexpr size_t kMaxProbeParams = 4096;
+}  // namespace
+
+void ChangeProcessor::PollGroup(const JoinGroup& g, std::vector<uint8_t>* state,
+                                std::vector<Lsn>* until,
+                                const std::function<bool()>& budget_spent) {
+  auto eject = [&](size_t member) { (*state)[member] = kYes; };
+  auto failed = [&](const Status& s, std::span<const size_t> members) {
+    Count(&InvalidatorMetrics::poll_errors);
+    if (s.IsTimedOut()) Count(&InvalidatorMetrics::poll_timeouts);
+    log::Warn("invalidator", "join poll failed, ejecting",
+              {{"error", s.ToString()}, {"instances", std::to_string(members.size())}});
+    for (size_t m : members) eject(m);
+  };
+  // This member's rows of the group, as positions within `chunk`.
+  auto rows_in = [&](size_t member, std::span<const uint32_t> chunk, std::vector<uint32_t>* out) {
+    out->clear();
+    for (const auto& [t, r] : txn_.joins[member].checks) {
+      if (t != g.table || txn_.join_rows[r].rel != g.rel) continue;
+      auto it = std::lower_bound(chunk.begin(), chunk.end(), r);
+      if (it != chunk.end() && *it == r) out->push_back(static_cast<uint32_t>(it - chunk.begin()));
+    }
+  };
+  std::vector<uint32_t> mine;
+  std::vector<const Row*> row_ptrs;
+  for (size_t first = 0; first < g.rows.size(); first += PartnerPoll::kMaxRows) {
+    std::span<const uint32_t> chunk(g.rows.data() + first,
+                                    std::min(PartnerPoll::kMaxRows, g.rows.size() - first));
+    std::vector<size_t> members;
+    for (size_t m : g.members) {
+      if ((*state)[m] == kYes) continue;
+      rows_in(m, chunk, &mine);
+      if (!mine.empty()) members.push_back(m);
+    }
+    if (members.empty()) continue;
+    if (budget_spent()) {
+      Count(&InvalidatorMetrics::polls_skipped, members.size());
+      for (size_t m : members) eject(m);
+      continue;
+    }
+    row_ptrs.clear();
+    for (uint32_t r : chunk) row_ptrs.push_back(&txn_.join_rows[r].row);
+    auto poll = PartnerPoll::Build(g.tmpl, g.table, *g.rel, row_ptrs, kMaxPartners);
+    if (!poll.ok()) {
+      log::Debug("invalidator", "join poll not possible, ejecting",
+                 {{"reason", poll.status().message()}});
+      for (size_t m : members) eject(m);
+      continue;
+    }
+    Count(&InvalidatorMetrics::polling_queries);
+    Count(&InvalidatorMetrics::poll_instances, members.size());
+    auto answer = poller_->Query(poll->query());
+    Status read = answer.ok() ? poll->Read(*answer) : answer.status();
+    if (!read.ok()) {
+      failed(read, members);
+      continue;
+    }
+    if (!poll->overflowed()) {
+      for (size_t m : members) {
+        rows_in(m, chunk, &mine);
+        if (poll->Matches(*txn_.joins[m].instance, mine, options_.eval)) {
+          eject(m);
+        } else {
+          (*until)[m] = std::max((*until)[m], poll->wal_lsn());
+        }
+      }
+      continue;
+    }
+    // Too many partners to fetch: ask each instance's own EXISTS, batched.
+    Count(&InvalidatorMetrics::poll_overflows);
+    for (size_t i = 0; i < members.size();) {
+      if (budget_spent()) {
+        Count(&InvalidatorMetrics::polls_skipped, members.size() - i);
+        for (; i < members.size(); ++i) eject(members[i]);
+        break;
+      }
+      ProbeBatch batch;
+      std::vector<size_t> in_batch;
+      for (; i < members.size() && batch.size() < kMaxProbesPerQuery &&
+             batch.params() < kMaxProbeParams;
+           ++i) {
+        rows_in(members[i], chunk, &mine);
+        std::vector<const Row*> rows;
+        for (uint32_t k : mine) rows.push_back(row_ptrs[k]);
+        if (Status s = batch.Add(*txn_.joins[members[i]].instance, g.table, *g.rel, rows);
+            !s.ok()) {
+          eject(members[i]);
+          continue;
+        }
+        in_batch.push_back(members[i]);
+      }
+      if (in_batch.empty()) continue;
+      Count(&InvalidatorMetrics::polling_queries);
+      Count(&InvalidatorMetrics::poll_instances, in_batch.size());
+      auto a = poller_->Query(batch.Finish());
+      Lsn lsn = 0;
+      Result<std::vector<bool>> joined =
+          a.ok() ? batch.Read(*a, &lsn) : Result<std::vector<bool>>(a.status());
+      if (!joined.ok()) {
+        failed(joined.status(), in_batch);
+        continue;
+      }
+      for (size_t k = 0; k < in_batch.size(); ++k) {
+        if ((*joined)[k])
+          eject(in_batch[k]);
+        else
+          (*until)[in_batch[k]] = std::max((*until)[in_batch[k]], lsn);
+      }
+    }
+  }
+}
+
 void ChangeProcessor::SettleJoins(const CommitMessage& m, Lsn hold_at) {
   const int64_t started = now_();
   const bool behind = options_.skip_polls_lag_seconds > 0 &&
                       started - PgTimeToUnixMicros(m.commit_time) >
                           static_cast<int64_t>(options_.skip_polls_lag_seconds * 1e6);
-  for (auto& pj : txn_.joins) {
-    if (txn_.affected.count(pj.id)) continue;
+  const bool polling = options_.poll_joins && poller_ != nullptr;
+  std::vector<uint8_t> state(txn_.joins.size(), kUndecided);
+  std::vector<Lsn> until(txn_.joins.size(), 0);
+  std::vector<JoinGroup> groups;
+  for (size_t i = 0; i < txn_.joins.size(); ++i) {
+    auto& pj = txn_.joins[i];
+    if (txn_.affected.count(pj.id)) {
+      state[i] = kYes;
+      continue;
+    }
     const auto& tmpl = *pj.instance->tmpl;
-    bool conservative = !options_.poll_joins || poller_ == nullptr;
-    if (!conservative &&
-        (behind ||
-         (options_.poll_budget_seconds > 0 &&
-          now_() - started >= static_cast<int64_t>(options_.poll_budget_seconds * 1e6)))) {
+    if (!polling) {
+      state[i] = kYes;
+      continue;
+    }
+    if (behind) {
       Count(&InvalidatorMetrics::polls_skipped);
-      txn_.affected.insert(pj.id);
+      state[i] = kYes;
       continue;
     }
     // The poll sees the database after this commit: if this transaction also
-    // updated or deleted rows of another table of the join, the pre-commit
-    // partner may be gone. Rows it only inserted are visible to the poll, and
-    // any result row they create contains one of them, so inserts (a checkout
-    // adding an order and its lines) still poll precisely.
-    if (!conservative) {
-      for (size_t i = 0; i < tmpl.tables.size() && !conservative; ++i) {
-        bool is_changed = std::find(pj.tables.begin(), pj.tables.end(), int(i)) != pj.tables.end();
-        if (!is_changed && txn_.tables_not_insert_only.count(tmpl.tables[i].table))
-          conservative = true;
-      }
+    // updated or deleted rows of a table the poll reads (every table of the
+    // template but the one whose row it joins), a pre-commit partner may be
+    // gone. Rows it only inserted are visible to the poll, and any result row
+    // they create contains one of them, so inserts (a checkout adding an
+    // order and its lines) still poll precisely.
+    bool conservative = false;
+    for (size_t u = 0; u < tmpl.tables.size() && !conservative; ++u) {
+      if (!txn_.tables_not_insert_only.count(tmpl.tables[u].table)) continue;
+      conservative = std::any_of(pj.checks.begin(), pj.checks.end(),
+                                 [u](const JoinCheck& c) { return c.first != int(u); });
     }
     if (conservative) {
+      state[i] = kYes;
+      continue;
+    }
+    for (const auto& [t, r] : pj.checks) {
+      const auto& rel = txn_.join_rows[r].rel;
+      auto g = std::find_if(groups.begin(), groups.end(), [&](const JoinGroup& x) {
+        return x.tmpl == pj.instance->tmpl && x.table == t && x.rel == rel;
+      });
+      if (g == groups.end()) {
+        groups.push_back(JoinGroup{pj.instance->tmpl, t, rel, {}, {}});
+        g = groups.end() - 1;
+      }
+      g->rows.push_back(r);
+      state[i] = kNo;  // until a poll says otherwise
+      if (g->members.empty() || g->members.back() != i) g->members.push_back(i);
+    }
+  }
+  auto budget_spent = [&] {
+    return options_.poll_budget_seconds > 0 &&
+           now_() - started >= static_cast<int64_t>(options_.poll_budget_seconds * 1e6);
+  };
+  for (auto& g : groups) {
+    std::sort(g.rows.begin(), g.rows.end());
+    g.rows.erase(std::unique(g.rows.begin(), g.rows.end()), g.rows.end());
+    PollGroup(g, &state, &until, budget_spent);
+  }
+  for (size_t i = 0; i < txn_.joins.size(); ++i) {
+    const auto& pj = txn_.joins[i];
+    if (state[i] == kYes || state[i] == kUndecided) {
+      // Undecided: polling was off or no check reached a poll.
       txn_.affected.insert(pj.id);
       continue;
     }
-    std::vector<const Row*> rows;
-    for (const auto& r : pj.rows) rows.push_back(&r);
-    bool affected = false;
-    Lsn until = 0;
-    for (int t : pj.tables) {
-      auto q = BuildJoinPoll(*pj.instance, t, *pj.rel, rows);
-      if (!q.ok()) {
-        log::Debug("invalidator", "join poll not possible, ejecting",
-                   {{"reason", q.status().message()}});
-        affected = true;
-        break;
-      }
-      Count(&InvalidatorMetrics::polling_queries);
-      auto a = poller_->Poll(*q);
-      if (!a.ok()) {
-        Count(&InvalidatorMetrics::poll_errors);
-        if (a.status().IsTimedOut()) Count(&InvalidatorMetrics::poll_timeouts);
-        log::Warn("invalidator", "join poll failed, ejecting", {{"error", a.status().ToString()}});
-        affected = true;
-        break;
-      }
-      if (a->exists) {
-        affected = true;
-        break;
-      }
-      until = std::max(until, a->wal_lsn);
-    }
-    if (affected) {
-      txn_.affected.insert(pj.id);
-      continue;
-    }
-    if (until > m.end_lsn) {
-      Guard g{pj.id, {}, until, hold_at};
-      for (const auto& ref : tmpl.tables) g.tables.push_back(ref.table);
+    if (until[i] > m.end_lsn) {
+      Guard g{pj.id, {}, until[i], hold_at};
+      for (const auto& ref : pj.instance->tmpl->tables) g.tables.push_back(ref.table);
       guards_.push_back(std::move(g));
     }
   }

@@ -99,12 +99,17 @@ class ChangeProcessor {
   InvalidatorMetrics Metrics() const;
 
  private:
+  // A row image some instance's join check needs (stored once per change).
+  struct JoinRow {
+    std::shared_ptr<const Relation> rel;
+    Row row;
+  };
+  // (table index in the template, JoinRow index): the row matched that table.
+  using JoinCheck = std::pair<int, uint32_t>;
   struct PendingJoin {
     InstanceId id;
     std::shared_ptr<const sqlmap::QueryInstance> instance;
-    std::shared_ptr<const Relation> rel;
-    std::vector<int> tables;
-    std::vector<Row> rows;
+    std::vector<JoinCheck> checks;
   };
   struct Txn {
     bool open = false;
@@ -116,6 +121,7 @@ class ChangeProcessor {
     // join poll runs after the commit; rows this transaction only inserted are
     // all visible to it, so only these can hide a pre-commit partner.
     std::unordered_set<std::string> tables_not_insert_only;
+    std::vector<JoinRow> join_rows;
     std::vector<PendingJoin> joins;
     std::unordered_map<InstanceId, size_t> join_index;  // instance → its entry in `joins`
     bool eject_all = false;
@@ -135,6 +141,11 @@ class ChangeProcessor {
   Status OnTruncate(const TruncateMessage& m);
   Status OnCommit(const CommitMessage& m);
   void SettleJoins(const CommitMessage& m, Lsn hold_at);
+  // Answers one group's join checks (one template, changed table and
+  // relation) with partner polls, falling back to batched probes.
+  struct JoinGroup;
+  void PollGroup(const JoinGroup& g, std::vector<uint8_t>* state, std::vector<Lsn>* until,
+                 const std::function<bool()>& budget_spent);
   Status EjectKeys(std::vector<std::string>* keys);
   void Count(uint64_t InvalidatorMetrics::*field, uint64_t n = 1);
 

@@ -1,5 +1,9 @@
 #include "invalidator/join_poll.h"
 
+#include <algorithm>
+
+#include "sqlmap/query_template.h"
+
 namespace cacheportal::invalidator {
 namespace {
 
@@ -126,45 +130,51 @@ class Renderer {
   PollQuery* q_;
 };
 
-}  // namespace
-
-Result<PollQuery> BuildJoinPoll(const sqlmap::QueryInstance& instance, int changed,
-                                const Relation& rel, const std::vector<const Row*>& rows) {
-  if (!instance.tmpl) return Status::NotSupported("instance without template");
-  const sqlmap::QueryTemplate& t = *instance.tmpl;
+Status CheckPollable(const sqlmap::QueryTemplate& t, int changed, size_t rows) {
   if (t.flags & sqlmap::kFlagOuterJoin)
     return Status::NotSupported("outer join: a row can appear without a partner");
   if (changed < 0 || static_cast<size_t>(changed) >= t.tables.size())
     return Status::NotSupported("changed table index out of range");
   if (t.tables.size() < 2) return Status::NotSupported("not a join");
-  if (rows.empty()) return Status::NotSupported("no row to poll for");
-
-  PollQuery q;
-  Renderer r(instance, &q);
-  auto alias = [](size_t i) { return "t" + std::to_string(i); };
-  std::string from, where;
-  for (size_t i = 0; i < t.tables.size(); ++i) {
-    if (static_cast<int>(i) == changed) continue;
-    if (!from.empty()) from += ", ";
-    from += QuoteTable(t.tables[i].table) + " " + alias(i);
-    where += " AND " + r.Render(t.tables[i].predicate, alias(i), true);
-  }
-  // Joins among the other tables stay joins; joins with the changed table take
-  // the row's values, once per row image (old, new).
-  std::vector<const sqlmap::JoinEquality*> to_row;
+  if (rows == 0) return Status::NotSupported("no row to poll for");
   for (const auto& j : t.joins) {
-    bool l = j.left_table == changed, rr = j.right_table == changed;
     if (j.left_table < 0 || j.right_table < 0 ||
         static_cast<size_t>(j.left_table) >= t.tables.size() ||
         static_cast<size_t>(j.right_table) >= t.tables.size())
       return Status::NotSupported("join refers to an unknown table");
+  }
+  return Status::OK();
+}
+
+std::string Alias(size_t i) { return "t" + std::to_string(i); }
+
+// " FROM <the other tables> WHERE TRUE AND ...": joins among the other tables
+// stay joins; joins with the changed table take the row's values (one
+// disjunct per row image). With `inst`, the other tables' predicates take
+// its values; without, they are left out (partner rows of any instance).
+Result<std::string> RenderFromWhere(const sqlmap::QueryTemplate& t,
+                                    const sqlmap::QueryInstance* inst, int changed,
+                                    const Relation& rel, std::span<const Row* const> rows,
+                                    PollQuery* q) {
+  static const sqlmap::QueryInstance kNoInstance;
+  Renderer r(inst ? *inst : kNoInstance, q);
+  std::string from, where;
+  for (size_t i = 0; i < t.tables.size(); ++i) {
+    if (static_cast<int>(i) == changed) continue;
+    if (!from.empty()) from += ", ";
+    from += QuoteTable(t.tables[i].table) + " " + Alias(i);
+    if (inst) where += " AND " + r.Render(t.tables[i].predicate, Alias(i), true);
+  }
+  std::vector<const sqlmap::JoinEquality*> to_row;
+  for (const auto& j : t.joins) {
+    bool l = j.left_table == changed, rr = j.right_table == changed;
     if (l && rr) continue;  // a condition within the changed row: already in its predicate
     if (l || rr) {
       to_row.push_back(&j);
       continue;
     }
-    where += " AND (" + alias(j.left_table) + "." + QuoteIdent(j.left_column) + " = " +
-             alias(j.right_table) + "." + QuoteIdent(j.right_column) + ")";
+    where += " AND (" + Alias(j.left_table) + "." + QuoteIdent(j.left_column) + " = " +
+             Alias(j.right_table) + "." + QuoteIdent(j.right_column) + ")";
   }
   if (!to_row.empty()) {
     std::string any;
@@ -184,19 +194,172 @@ Result<PollQuery> BuildJoinPoll(const sqlmap::QueryInstance& instance, int chang
         std::optional<std::string> v;
         if (cell.state == Cell::State::kValue) v = cell.text;
         if (!conj.empty()) conj += " AND ";
-        conj += "(" + alias(other) + "." + QuoteIdent(other_col) + " = " + r.Param(v) + ")";
+        conj += "(" + Alias(other) + "." + QuoteIdent(other_col) + " = " + r.Param(v) + ")";
       }
       if (!any.empty()) any += " OR ";
       any += "(" + conj + ")";
     }
     where += " AND (" + any + ")";
   }
-  q.sql = "SELECT EXISTS (SELECT 1 FROM " + from + " WHERE TRUE" + where +
-          "), pg_current_wal_insert_lsn()::text";
-  return q;
+  return " FROM " + from + " WHERE TRUE" + where;
 }
 
-Result<PollAnswer> PgJoinPoller::Poll(const PollQuery& query) {
+void CollectColumns(const sqlmap::Predicate& p, std::vector<std::string>* out, int depth = 0) {
+  if (depth > 100) return;
+  if (p.kind == sqlmap::Predicate::Kind::kCompare &&
+      std::find(out->begin(), out->end(), p.column) == out->end())
+    out->push_back(p.column);
+  for (const auto& c : p.children) CollectColumns(c, out, depth + 1);
+}
+
+Result<Lsn> ReadLsn(const PollRows& answer) {
+  if (answer.rows.empty() || answer.rows[0].empty() || !answer.rows[0][0])
+    return Status::Corruption("join poll answer without a WAL position");
+  Lsn best = 0;
+  for (const auto& row : answer.rows) {
+    if (row.empty() || !row[0]) continue;
+    auto lsn = ParseLsn(*row[0]);
+    if (!lsn.ok()) return lsn.status();
+    best = std::max(best, *lsn);
+  }
+  return best;
+}
+
+}  // namespace
+
+Result<PartnerPoll> PartnerPoll::Build(std::shared_ptr<const sqlmap::QueryTemplate> tmpl,
+                                       int changed, const Relation& rel,
+                                       std::span<const Row* const> rows, size_t max_partners) {
+  if (!tmpl) return Status::NotSupported("instance without template");
+  if (Status s = CheckPollable(*tmpl, changed, rows.size()); !s.ok()) return s;
+  if (rows.size() > kMaxRows) return Status::InvalidArgument("too many rows for one partner poll");
+  PartnerPoll p;
+  p.tmpl_ = tmpl;
+  p.max_partners_ = std::max<size_t>(1, max_partners);
+  std::string select;
+  size_t col = 2;  // 0: WAL position, 1: row number
+  for (size_t i = 0; i < tmpl->tables.size(); ++i) {
+    if (static_cast<int>(i) == changed) continue;
+    Side side;
+    side.table = static_cast<int>(i);
+    CollectColumns(tmpl->tables[i].predicate, &side.columns);
+    side.first = col;
+    for (const auto& c : side.columns) {
+      select += ", " + Alias(i) + "." + QuoteIdent(c) + " AS c" + std::to_string(col);
+      ++col;
+    }
+    p.sides_.push_back(std::move(side));
+  }
+  p.columns_ = col;
+  // One branch per row so that each partner says which row it joined.
+  std::string branches;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    auto body = RenderFromWhere(*tmpl, nullptr, changed, rel, rows.subspan(k, 1), &p.query_);
+    if (!body.ok()) return body.status();
+    if (k) branches += " UNION ALL ";
+    branches += "SELECT " + std::to_string(k) + " AS r" + select + *body;
+  }
+  // The LEFT JOIN keeps one row (with the WAL position) when there are no partners.
+  p.query_.sql =
+      "SELECT pg_current_wal_insert_lsn()::text, p.* FROM (SELECT 1) AS one LEFT JOIN (" +
+      branches + " LIMIT " + std::to_string(p.max_partners_ + 1) + ") AS p ON TRUE";
+  return p;
+}
+
+Status PartnerPoll::Read(const PollRows& answer) {
+  partners_.clear();
+  overflowed_ = false;
+  if (answer.types.size() != columns_)
+    return Status::Corruption("partner poll answer has " + std::to_string(answer.types.size()) +
+                              " columns, expected " + std::to_string(columns_));
+  auto lsn = ReadLsn(answer);
+  if (!lsn.ok()) return lsn.status();
+  wal_lsn_ = *lsn;
+  for (auto& side : sides_) {
+    RelationMessage m;
+    m.nspname = "poll";
+    m.relname = tmpl_->tables[side.table].table;
+    for (size_t c = 0; c < side.columns.size(); ++c)
+      m.columns.push_back({false, side.columns[c], answer.types[side.first + c], -1});
+    side.rel = MakeRelation(m);
+  }
+  for (const auto& row : answer.rows) {
+    if (row.size() != columns_) return Status::Corruption("partner poll answer row width");
+    if (!row[1]) continue;  // no partners at all
+    if (partners_.size() >= max_partners_) {
+      overflowed_ = true;
+      partners_.clear();
+      return Status::OK();
+    }
+    Partner p;
+    p.row = static_cast<uint32_t>(std::strtoul(row[1]->c_str(), nullptr, 10));
+    for (const auto& side : sides_) {
+      Row cells(side.columns.size());
+      for (size_t c = 0; c < side.columns.size(); ++c) {
+        const auto& v = row[side.first + c];
+        cells[c].state = v ? Cell::State::kValue : Cell::State::kNull;
+        if (v) cells[c].text = *v;
+      }
+      p.sides.push_back(std::move(cells));
+    }
+    partners_.push_back(std::move(p));
+  }
+  return Status::OK();
+}
+
+bool PartnerPoll::Matches(const sqlmap::QueryInstance& instance, std::span<const uint32_t> rows,
+                          const EvalOptions& options) const {
+  if (overflowed_) return true;
+  const sqlmap::QueryTemplate& t = instance.tmpl ? *instance.tmpl : *tmpl_;
+  for (const auto& p : partners_) {
+    if (std::find(rows.begin(), rows.end(), p.row) == rows.end()) continue;
+    bool all = true;
+    for (size_t s = 0; s < sides_.size() && all; ++s) {
+      const auto& side = sides_[s];
+      if (static_cast<size_t>(side.table) >= t.tables.size() || !side.rel) return true;
+      all = EvaluatePredicate(t.tables[side.table].predicate, *side.rel, p.sides[s],
+                              instance.values, options) != Tri::kNo;
+    }
+    if (all) return true;
+  }
+  return false;
+}
+
+Status ProbeBatch::Add(const sqlmap::QueryInstance& instance, int changed, const Relation& rel,
+                       std::span<const Row* const> rows) {
+  if (!instance.tmpl) return Status::NotSupported("instance without template");
+  if (Status s = CheckPollable(*instance.tmpl, changed, rows.size()); !s.ok()) return s;
+  size_t params_before = query_.params.size();
+  auto body = RenderFromWhere(*instance.tmpl, &instance, changed, rel, rows, &query_);
+  if (!body.ok()) {
+    query_.params.resize(params_before);
+    return body.status();
+  }
+  select_ += ", EXISTS (SELECT 1" + *body + ")";
+  ++probes_;
+  return Status::OK();
+}
+
+const PollQuery& ProbeBatch::Finish() {
+  query_.sql = "SELECT pg_current_wal_insert_lsn()::text" + select_;
+  return query_;
+}
+
+Result<std::vector<bool>> ProbeBatch::Read(const PollRows& answer, Lsn* wal_lsn) const {
+  if (answer.rows.size() != 1 || answer.rows[0].size() != probes_ + 1)
+    return Status::Corruption("probe batch answer does not have one row of " +
+                              std::to_string(probes_ + 1) + " columns");
+  auto lsn = ReadLsn(answer);
+  if (!lsn.ok()) return lsn.status();
+  *wal_lsn = *lsn;
+  std::vector<bool> out(probes_);
+  // Anything but an explicit false (NULL included) counts as "may join".
+  for (size_t i = 0; i < probes_; ++i)
+    out[i] = !(answer.rows[0][i + 1] && *answer.rows[0][i + 1] == "f");
+  return out;
+}
+
+Result<PollRows> PgJoinPoller::Query(const PollQuery& query) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
       auto c = pg::Connect(conninfo_);
@@ -206,6 +369,7 @@ Result<PollAnswer> PgJoinPoller::Poll(const PollQuery& query) {
       if (!s.ok()) return s.status();
     }
     std::vector<const char*> params;
+    params.reserve(query.params.size());
     for (const auto& p : query.params) params.push_back(p ? p->c_str() : nullptr);
     auto r = pg::ExecParams(conn_.get(), query.sql, params);
     if (!r.ok()) {
@@ -216,20 +380,27 @@ Result<PollAnswer> PgJoinPoller::Poll(const PollQuery& query) {
       if (msg.find("statement timeout") != std::string::npos)
         return Status::TimedOut("join poll exceeded statement_timeout (" +
                                 std::to_string(timeout_ms_) + " ms): " + msg);
-    }
-    if (!r.ok()) {
       if (r.status().IsUnavailable() && attempt == 0) {
         conn_.reset();
         continue;
       }
       return r.status();
     }
-    PollAnswer a;
-    a.exists = PQntuples(r->get()) != 1 || std::string_view(PQgetvalue(r->get(), 0, 0)) != "f";
-    auto lsn = ParseLsn(PQgetvalue(r->get(), 0, 1));
-    if (!lsn.ok()) return lsn.status();
-    a.wal_lsn = *lsn;
-    return a;
+    const PGresult* res = r->get();
+    PollRows out;
+    int cols = PQnfields(res), n = PQntuples(res);
+    for (int c = 0; c < cols; ++c) out.types.push_back(PQftype(res, c));
+    out.rows.resize(n);
+    for (int i = 0; i < n; ++i) {
+      out.rows[i].reserve(cols);
+      for (int c = 0; c < cols; ++c) {
+        if (PQgetisnull(res, i, c))
+          out.rows[i].emplace_back();
+        else
+          out.rows[i].emplace_back(std::string(PQgetvalue(res, i, c), PQgetlength(res, i, c)));
+      }
+    }
+    return out;
   }
   return Status::Unavailable("poll connection lost");
 }

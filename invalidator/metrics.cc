@@ -58,6 +58,8 @@ std::string InvalidatorMetrics::ToPrometheus() const {
   line("eject_failures_total", eject_failures);
   line("eject_all_total", eject_all);
   line("polling_queries_total", polling_queries);
+  line("poll_instances_total", poll_instances);
+  line("poll_overflows_total", poll_overflows);
   line("poll_errors_total", poll_errors);
   line("poll_timeouts_total", poll_timeouts);
   line("polls_skipped_total", polls_skipped);

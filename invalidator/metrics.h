@@ -40,6 +40,11 @@ struct InvalidatorMetrics {
   uint64_t eject_failures = 0;
   uint64_t eject_all = 0;  // EjectAll() calls (lost slot, unknown relation)
   uint64_t polling_queries = 0;
+  // Join checks answered by those queries: one partner poll settles every
+  // candidate instance of a template for a changed row, so
+  // poll_instances / polling_queries is the batching factor.
+  uint64_t poll_instances = 0;
+  uint64_t poll_overflows = 0;        // partner polls with too many partners (probed per instance)
   uint64_t poll_errors = 0;           // a failed poll ejects conservatively
   uint64_t poll_guard_ejections = 0;  // provisional "no" overturned by a later commit
   uint64_t poll_timeouts = 0;         // polls cut by statement_timeout (also in poll_errors)
@@ -62,6 +67,9 @@ struct InvalidatorMetrics {
   LatencyHistogram latency;                // µs
   std::string last_error;
 
+  double InstancesPerPoll() const {
+    return polling_queries ? static_cast<double>(poll_instances) / polling_queries : 0;
+  }
   double CandidatesPerChange() const {
     return changes ? static_cast<double>(candidates_evaluated) / changes : 0;
   }

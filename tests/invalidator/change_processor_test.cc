@@ -16,14 +16,25 @@ namespace {
 using sqlmap::CompareOp;
 using namespace test;  // NOLINT
 
+// Answers of a partner poll for templates whose other table has one
+// predicate column: (WAL position, row number, that column).
+PollRows NoPartners(Lsn lsn) {
+  return PollRows{{25, 23, 25}, {{FormatLsn(lsn), std::nullopt, std::nullopt}}};
+}
+PollRows Partners(Lsn lsn, std::vector<std::pair<int, std::string>> partners) {
+  PollRows r{{25, 23, 25}, {}};
+  for (auto& [row, v] : partners) r.rows.push_back({FormatLsn(lsn), std::to_string(row), v});
+  return r;
+}
+
 class ScriptedPoller : public JoinPoller {
  public:
-  Result<PollAnswer> Poll(const PollQuery& q) override {
+  Result<PollRows> Query(const PollQuery& q) override {
     queries.push_back(q);
     if (fail) return Status::Unavailable("db down (test)");
     return answer;
   }
-  PollAnswer answer{false, 0};
+  PollRows answer = NoPartners(0);
   bool fail = false;
   std::vector<PollQuery> queries;
 };
@@ -113,8 +124,8 @@ TEST_F(Processor, ReplayedTransactionIsSkipped) {
 
 TEST_F(Processor, PollGuardEjectsWhenALaterCommitBeforeThePollTouchesTheJoin) {
   source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
-  ASSERT_TRUE(Txn(50, {}).ok());   // confirmable = 58
-  poller_.answer = {false, 1000};  // "no partner", as of WAL position 1000
+  ASSERT_TRUE(Txn(50, {}).ok());      // confirmable = 58
+  poller_.answer = NoPartners(1000);  // "no partner", as of WAL position 1000
   ASSERT_TRUE(Txn(100, {Item("X", "P")}).ok());
   ASSERT_EQ(poller_.queries.size(), 1u);
   EXPECT_NE(poller_.queries[0].sql.find("\"public\".\"product\""), std::string::npos)
@@ -134,7 +145,7 @@ TEST_F(Processor, PollGuardEjectsWhenALaterCommitBeforeThePollTouchesTheJoin) {
 TEST_F(Processor, PollGuardResolvesWithoutEjectingWhenNothingTouchesTheJoin) {
   source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
   source_.AddPage("/item/Z", {Inst(item_by_id_, {"Z"})});
-  poller_.answer = {false, 150};
+  poller_.answer = NoPartners(150);
   ASSERT_TRUE(Txn(100, {Item("X", "P")}).ok());
   EXPECT_EQ(proc_->ConfirmableLsn(), 0u);
   ASSERT_TRUE(Txn(300, {}).ok());  // past the poll's position: guard resolved
@@ -142,13 +153,78 @@ TEST_F(Processor, PollGuardResolvesWithoutEjectingWhenNothingTouchesTheJoin) {
   EXPECT_EQ(proc_->ConfirmableLsn(), 308u);
 }
 
-TEST_F(Processor, RowsOfOneTransactionShareOnePollPerInstance) {
+TEST_F(Processor, RowsOfOneTransactionShareOnePartnerPoll) {
   source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
-  poller_.answer = {false, 0};
+  poller_.answer = NoPartners(0);
   ASSERT_TRUE(Txn(100, {Item("X", "P1"), Item("Y", "P2"), Item("Z", "P3")}).ok());
   ASSERT_EQ(poller_.queries.size(), 1u);
-  EXPECT_EQ(poller_.queries[0].params.size(), 4u);  // the category + one productid per row
+  EXPECT_EQ(poller_.queries[0].params.size(), 3u);  // one productid per row, no instance value
   EXPECT_FALSE(ejector_.Ejected("/items/FISH"));
+}
+
+TEST_F(Processor, OnePartnerPollDecidesEveryInstanceOfTheTemplate) {
+  source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
+  source_.AddPage("/items/DOGS", {Inst(items_of_cat_, {"DOGS"})});
+  source_.AddPage("/items/CATS", {Inst(items_of_cat_, {"CATS"})});
+  // The new item's product is in DOGS.
+  poller_.answer = Partners(0, {{0, "DOGS"}});
+  ASSERT_TRUE(Txn(100, {Item("X", "P1")}).ok());
+  ASSERT_EQ(poller_.queries.size(), 1u);
+  EXPECT_TRUE(ejector_.Ejected("/items/DOGS"));
+  EXPECT_FALSE(ejector_.Ejected("/items/FISH"));
+  EXPECT_FALSE(ejector_.Ejected("/items/CATS"));
+  EXPECT_EQ(proc_->Metrics().polling_queries, 1u);
+  EXPECT_EQ(proc_->Metrics().poll_instances, 3u);
+}
+
+TEST_F(Processor, PartnerOfAnotherRowDoesNotEjectAnInstanceThatOnlyMatchedThisOne) {
+  // /a's own-table predicate matches row 0 only, /b's row 1 only; the only
+  // partner (in DOGS) joined row 1.
+  auto by_item_and_cat =
+      Join("public.item", Cmp("itemid", CompareOp::kEq, 0), {"itemid"}, "public.product",
+           Cmp("category", CompareOp::kEq, 1), {"productid", "category"}, "productid", "productid");
+  source_.AddPage("/a", {Inst(by_item_and_cat, {"X", "DOGS"})});
+  source_.AddPage("/b", {Inst(by_item_and_cat, {"Y", "DOGS"})});
+  poller_.answer = Partners(0, {{1, "DOGS"}});
+  ASSERT_TRUE(Txn(100, {Item("X", "P1"), Item("Y", "P2")}).ok());
+  ASSERT_EQ(poller_.queries.size(), 1u);
+  EXPECT_FALSE(ejector_.Ejected("/a"));
+  EXPECT_TRUE(ejector_.Ejected("/b"));
+}
+
+TEST_F(Processor, TooManyPartnersFallsBackToBatchedProbes) {
+  source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
+  source_.AddPage("/items/DOGS", {Inst(items_of_cat_, {"DOGS"})});
+  PollRows many{{25, 23, 25}, {}};
+  for (int i = 0; i < 1001; ++i) many.rows.push_back({"0/10", "0", "OTHER"});
+  // First the partner poll (overflows), then one probe batch: FISH joins, DOGS not.
+  poller_.answer = many;
+  struct Then : JoinPoller {
+    ScriptedPoller* inner;
+    PollRows second;
+    Result<PollRows> Query(const PollQuery& q) override {
+      auto r = inner->Query(q);
+      inner->answer = second;
+      return r;
+    }
+  } then;
+  then.inner = &poller_;
+  then.second = PollRows{{25, 16, 16}, {{"0/20", "t", "f"}}};
+  proc_ = std::make_unique<ChangeProcessor>(&source_, &ejector_, &then, ProcessorOptions{},
+                                            [] { return int64_t(0); });
+  Feed(RelationMessage{
+      1,
+      "public",
+      "item",
+      'f',
+      {{true, "itemid", 25, -1}, {true, "productid", 25, -1}, {true, "price", 1700, -1}}});
+  ASSERT_TRUE(Txn(100, {Item("X", "P1")}).ok());
+  ASSERT_EQ(poller_.queries.size(), 2u);
+  EXPECT_NE(poller_.queries[1].sql.find("EXISTS"), std::string::npos);
+  EXPECT_EQ(proc_->Metrics().poll_overflows, 1u);
+  EXPECT_EQ(proc_->Metrics().poll_instances, 4u);  // 2 in the partner poll, 2 in the batch
+  // Which probe is which follows the order the instances were registered.
+  EXPECT_NE(ejector_.Ejected("/items/FISH"), ejector_.Ejected("/items/DOGS"));
 }
 
 TEST_F(Processor, PollFailureEjectsConservatively) {
@@ -197,11 +273,11 @@ TEST_F(Processor, RowChangeOutsideATransactionIsCorruption) {
 class SlowPoller : public JoinPoller {
  public:
   explicit SlowPoller(std::atomic<int64_t>* clock) : clock_(clock) {}
-  Result<PollAnswer> Poll(const PollQuery&) override {
+  Result<PollRows> Query(const PollQuery&) override {
     ++polls;
     *clock_ += cost_us;
     if (timeout) return Status::TimedOut("join poll exceeded statement_timeout (test)");
-    return PollAnswer{false, 0};
+    return NoPartners(0);
   }
   int64_t cost_us = 0;
   bool timeout = false;
@@ -223,7 +299,11 @@ class BoundedPolls : public Processor {
         'f',
         {{true, "itemid", 25, -1}, {true, "productid", 25, -1}, {true, "price", 1700, -1}}});
     source_.AddPage("/items/FISH", {Inst(items_of_cat_, {"FISH"})});
-    source_.AddPage("/items/DOGS", {Inst(items_of_cat_, {"DOGS"})});
+    // Another template joining the same row: a second partner poll.
+    auto items_of_named =
+        Join("public.item", sqlmap::Predicate{}, {"itemid", "productid"}, "public.product",
+             Cmp("name", CompareOp::kEq, 0), {"productid", "name"}, "productid", "productid");
+    source_.AddPage("/items/named/Goldfish", {Inst(items_of_named, {"Goldfish"})});
   }
   // Commit time 0 in PostgreSQL's epoch.
   std::atomic<int64_t> clock_{PgTimeToUnixMicros(0)};
@@ -235,8 +315,8 @@ TEST_F(BoundedPolls, TimedOutPollEjectsConservativelyAndIsCounted) {
   slow_.timeout = true;
   ASSERT_TRUE(Txn(100, {Item("X", "P")}).ok());
   EXPECT_TRUE(ejector_.Ejected("/items/FISH"));
-  EXPECT_TRUE(ejector_.Ejected("/items/DOGS"));
-  EXPECT_EQ(proc_->Metrics().poll_timeouts, 2u);
+  EXPECT_TRUE(ejector_.Ejected("/items/named/Goldfish"));
+  EXPECT_EQ(proc_->Metrics().poll_timeouts, 2u);  // one per template
   EXPECT_EQ(proc_->Metrics().poll_errors, 2u);
 }
 
@@ -249,7 +329,7 @@ TEST_F(BoundedPolls, SpentBudgetEjectsTheRemainingJoinsWithoutPolling) {
   EXPECT_EQ(slow_.polls, 1);
   EXPECT_EQ(proc_->Metrics().polls_skipped, 1u);
   // One instance was answered "no" by its poll, the other ejected unpolled.
-  EXPECT_NE(ejector_.Ejected("/items/FISH"), ejector_.Ejected("/items/DOGS"));
+  EXPECT_NE(ejector_.Ejected("/items/FISH"), ejector_.Ejected("/items/named/Goldfish"));
 }
 
 TEST_F(BoundedPolls, TransactionAlreadyBehindSkipsPolling) {
@@ -261,7 +341,7 @@ TEST_F(BoundedPolls, TransactionAlreadyBehindSkipsPolling) {
   EXPECT_EQ(slow_.polls, 0);
   EXPECT_EQ(proc_->Metrics().polls_skipped, 2u);
   EXPECT_TRUE(ejector_.Ejected("/items/FISH"));
-  EXPECT_TRUE(ejector_.Ejected("/items/DOGS"));
+  EXPECT_TRUE(ejector_.Ejected("/items/named/Goldfish"));
 }
 
 }  // namespace
