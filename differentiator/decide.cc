@@ -234,6 +234,7 @@ void RuleSetImpl::DecideInto(const RequestView& req, int64_t now_unix, Decision*
   }
   d->verdict = Verdict::kCache;
   d->ttl = rule->ttl;
+  d->store_despite = rule->store_despite;
 }
 
 bool RuleSetImpl::BuildKey(const CompiledRule& rule, const RequestView& req, int64_t now_unix,

@@ -68,12 +68,25 @@ struct CacheKey {
 // FNV-1a 64 of arbitrary bytes (the function behind CacheKey::Hash).
 uint64_t Fnv1a64(std::string_view bytes);
 
+// What a cache rule lets the edge store although HTTP caching (RFC 9111)
+// says not to (rules key `store_despite`). Default: nothing. The edge never
+// stores a Set-Cookie header: with set_cookie it stores the response without
+// it (the requester still gets its own cookie).
+struct StoreDespite {
+  bool set_cookie = false;  // Set-Cookie present
+  bool private_ = false;    // Cache-Control: private
+  bool no_store = false;    // Cache-Control: no-store
+  bool status = false;      // any final status below 500 but 206 and 304
+  bool any() const { return set_cookie || private_ || no_store || status; }
+};
+
 struct Decision {
   Verdict verdict = Verdict::kPass;
   CacheKey key;                 // meaningful for kCache
   std::string rule;             // name (or index) of the rule that matched
   std::string reason;           // why kPass, for logs and X-Cache-Reason
   std::chrono::seconds ttl{0};  // TTL backstop; 0 = none
+  StoreDespite store_despite;   // meaningful for kCache
   // The URL to forward to the origin: the target with noise stripped
   // (e.g. ";jsessionid=..." removed); equal to target when nothing was stripped.
   std::string origin_target;

@@ -44,6 +44,7 @@ struct CompiledRule {
   StripSpec strip;  // defaults.strip plus the rule's own
   std::chrono::seconds ttl{0};
   uint64_t max_body_bytes = 0;
+  StoreDespite store_despite;
 
   bool MatchesMethod(std::string_view method) const;
   bool MatchesPath(std::string_view canonical_path) const;

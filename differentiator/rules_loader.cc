@@ -275,6 +275,21 @@ void ReadRule(const YAML::Node& node, size_t index, const Defaults& defaults, Ya
   r.Get("ttl", &ttl);
   if (ttl < 0) diag.Add(node["ttl"], "'" + path + ".ttl' must be >= 0 seconds");
   rule->ttl = std::chrono::seconds(ttl);
+  std::vector<std::string> despite;
+  ReadList(r, "store_despite", diag, &despite, [rule](std::string& v) {
+    StoreDespite& s = rule->store_despite;
+    if (v == "set-cookie")
+      s.set_cookie = true;
+    else if (v == "private")
+      s.private_ = true;
+    else if (v == "no-store")
+      s.no_store = true;
+    else if (v == "status")
+      s.status = true;
+    else
+      return "unknown '" + v + "' (known: set-cookie, private, no-store, status)";
+    return std::string();
+  });
   rule->max_body_bytes = defaults.max_body_bytes;
   r.Get("max_body_bytes", &rule->max_body_bytes);
   if (rule->max_body_bytes == 0 || rule->max_body_bytes > kMaxMaxBodyBytes) {
@@ -288,7 +303,19 @@ void ReadRule(const YAML::Node& node, size_t index, const Defaults& defaults, Ya
   if (!rule->cache) {
     if (key.IsDefined()) diag.Add(key, "'" + path + ".key' has no effect with action: pass");
     if (r.Has("ttl")) diag.Add(node["ttl"], "'" + path + ".ttl' has no effect with action: pass");
+    if (r.Has("store_despite"))
+      diag.Add(node["store_despite"],
+               "'" + path + ".store_despite' has no effect with action: pass");
   } else {
+    // A response the origin marked private is one user's: shared under a key
+    // that names no user, it would be served to everyone.
+    if (rule->store_despite.private_ && rule->key_session.empty() && rule->key_cookies.empty() &&
+        rule->key_headers.empty()) {
+      diag.Add(node["store_despite"],
+               "'" + path +
+                   ".store_despite: private' needs a per-user key (key.session, key.cookies or "
+                   "key.headers): a private response must not be shared");
+    }
     if (rule->any_method) {
       diag.Add(node["match"], "'" + path +
                                   "': a cache rule must list its methods (GET, HEAD, POST), "

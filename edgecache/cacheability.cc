@@ -83,8 +83,11 @@ std::vector<std::string> ParseVary(std::string_view vary, bool* star) {
   return out;
 }
 
-StoreOutcome ResponseStorability(int status, const HeaderList& h) {
-  if (!IsCacheableStatus(status)) return StoreOutcome::kUncacheableStatus;
+StoreOutcome ResponseStorability(int status, const HeaderList& h,
+                                 const differentiator::StoreDespite& despite) {
+  bool status_ok = IsCacheableStatus(status) || (despite.status && status >= 200 && status < 500 &&
+                                                 status != 206 && status != 304);
+  if (!status_ok) return StoreOutcome::kUncacheableStatus;
   bool has_cookie = false, priv = false, no_store = false, star = false;
   for (const auto& [n, v] : h) {
     if (IEquals(n, "set-cookie")) has_cookie = true;
@@ -98,9 +101,9 @@ StoreOutcome ResponseStorability(int status, const HeaderList& h) {
       star |= s;
     }
   }
-  if (no_store) return StoreOutcome::kNoStore;
-  if (priv) return StoreOutcome::kPrivate;
-  if (has_cookie) return StoreOutcome::kSetCookie;
+  if (no_store && !despite.no_store) return StoreOutcome::kNoStore;
+  if (priv && !despite.private_) return StoreOutcome::kPrivate;
+  if (has_cookie && !despite.set_cookie) return StoreOutcome::kSetCookie;
   if (star) return StoreOutcome::kVaryStar;
   return StoreOutcome::kStored;
 }

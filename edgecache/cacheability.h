@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "differentiator/differentiator.h"
 #include "edgecache/outcomes.h"
 
 namespace cacheportal::edge {
@@ -23,8 +24,11 @@ bool IEquals(std::string_view a, std::string_view b);
 bool IsCacheableStatus(int status);
 
 // Whether an origin response may be stored. kStored means "storable".
-// Set-Cookie, Cache-Control private/no-store and Vary: * are refused.
-StoreOutcome ResponseStorability(int status, const HeaderList& response_headers);
+// Set-Cookie, Cache-Control private/no-store and Vary: * are refused, unless
+// the rule's `despite` allows them (Vary: * never). A response storable only
+// thanks to despite.set_cookie must be stored without its Set-Cookie headers.
+StoreOutcome ResponseStorability(int status, const HeaderList& response_headers,
+                                 const differentiator::StoreDespite& despite = {});
 
 // True when a Cache-Control value lists `directive` (case-insensitive, with or
 // without an argument).

@@ -117,6 +117,10 @@ struct Fetched {
   FetchOutcome fetch = FetchOutcome::kOk;
   StoreOutcome storable = StoreOutcome::kStored;
   std::shared_ptr<CachedObject> object;
+  // The copy to store and hand to coalesced waiters when it differs from the
+  // requester's (Set-Cookie stripped, rule store_despite: set-cookie).
+  std::shared_ptr<CachedObject> shared;
+  const std::shared_ptr<CachedObject>& Shared() const { return shared ? shared : object; }
   std::string request_id;
   std::vector<std::string> children;
 };
@@ -236,7 +240,7 @@ class EdgeServer::Impl {
   std::shared_ptr<CachedObject> BuildObject(http::response<http::string_body>& res,
                                             std::shared_ptr<const Body> body,
                                             std::shared_ptr<const std::vector<EsiInstruction>> esi,
-                                            bool head_response) const;
+                                            bool head_response, bool drop_set_cookie = false) const;
   // The live rules. With a reloader, each worker keeps its own copy,
   // refreshed by the rules timer, so the hit path takes no shared lock.
   std::shared_ptr<const differentiator::RuleSet> Rules() const;
@@ -862,7 +866,7 @@ awaitable<Reply> EdgeServer::Impl::FillKey(RequestCtx& c, const std::string& key
     verdict = co_await RegistrarComplete(page);
   }
   StoreStage(key, f, *fill, verdict, &stored);
-  ReleaseFill(key, fill, stored ? f.object : nullptr);
+  ReleaseFill(key, fill, stored ? f.Shared() : nullptr);
   Reply r = MakeReply(f.object, "MISS");
   r.ok = f.fetch == FetchOutcome::kOk;
   r.cacheable = f.storable == StoreOutcome::kStored;
@@ -909,7 +913,7 @@ void EdgeServer::Impl::StoreStage(const std::string& key, const Fetched& f, Fill
         out = StoreOutcome::kTainted;
       } else if (!vouched_.load(std::memory_order_acquire)) {
         out = StoreOutcome::kNotVouched;
-      } else if (!store_.Insert(key, f.object, nullptr)) {
+      } else if (!store_.Insert(key, f.Shared(), nullptr)) {
         out = StoreOutcome::kTooLarge;
       } else {
         *stored = true;
@@ -1066,7 +1070,8 @@ awaitable<UpstreamResult> EdgeServer::Impl::OriginFetch(http::request<http::stri
 
 std::shared_ptr<CachedObject> EdgeServer::Impl::BuildObject(
     http::response<http::string_body>& res, std::shared_ptr<const Body> body,
-    std::shared_ptr<const std::vector<EsiInstruction>> esi, bool head_response) const {
+    std::shared_ptr<const std::vector<EsiInstruction>> esi, bool head_response,
+    bool drop_set_cookie) const {
   const bool esi_done = esi != nullptr;
   auto o = std::make_shared<CachedObject>();
   o->status = res.result_int();
@@ -1083,7 +1088,7 @@ std::shared_ptr<CachedObject> EdgeServer::Impl::BuildObject(
     std::string_view n = ToView(f.name_string());
     std::string_view v = ToView(f.value());
     if (IsHopByHop(n) || IEquals(n, "age") || IEquals(n, "x-cache") ||
-        IEquals(n, "surrogate-control"))
+        IEquals(n, "surrogate-control") || (drop_set_cookie && IEquals(n, "set-cookie")))
       continue;
     if (IEquals(n, "content-length")) {
       origin_length = v;
@@ -1319,23 +1324,32 @@ awaitable<Fetched> EdgeServer::Impl::FetchAndAssemble(RequestCtx& c, const std::
   auto& res = up.response;
   HeaderList rh;
   for (const auto& h : res) rh.emplace_back(ToView(h.name_string()), ToView(h.value()));
-  f.storable = ResponseStorability(res.result_int(), rh);
+  f.storable = ResponseStorability(res.result_int(), rh, d.store_despite);
+  const bool strip_cookies = f.storable == StoreOutcome::kStored && d.store_despite.set_cookie &&
+                             res.find(http::field::set_cookie) != res.end();
 
   // ESI stage, parse half: once, here; the includes are fetched per delivery.
   auto esi = ParseEsi(res, target);
   if (esi) f.children = ChildKeys(c, *esi, target);
   auto body = std::make_shared<const Body>(std::move(res.body()));
-  f.object = BuildObject(res, std::move(body), std::move(esi), false);
-  if (!f.object->vary_names.empty()) {
-    auto value_of = [&c](std::string_view name) {
-      auto v = FindHeader(c.headers, name);
-      return v ? std::string(*v) : std::string();
-    };
-    f.object->vary_values = MemoryStore::VariantValues(f.object->vary_names, value_of);
+  f.object = BuildObject(res, body, esi, false);
+  // The requester gets its own cookie; the stored copy (shared by body and
+  // template, not copied) never carries one to anyone else.
+  if (strip_cookies) f.shared = BuildObject(res, body, esi, false, /*drop_set_cookie=*/true);
+  for (auto* o : {&f.object, &f.shared}) {
+    if (!*o) continue;
+    CachedObject& obj = **o;
+    if (!obj.vary_names.empty()) {
+      auto value_of = [&c](std::string_view name) {
+        auto v = FindHeader(c.headers, name);
+        return v ? std::string(*v) : std::string();
+      };
+      obj.vary_values = MemoryStore::VariantValues(obj.vary_names, value_of);
+    }
+    if (d.ttl.count() > 0) obj.expires_at_unix = obj.stored_at_unix + d.ttl.count();
+    obj.url = std::string(target);
+    obj.children = f.children;
   }
-  if (d.ttl.count() > 0) f.object->expires_at_unix = f.object->stored_at_unix + d.ttl.count();
-  f.object->url = std::string(target);
-  f.object->children = f.children;
   co_return f;
 }
 

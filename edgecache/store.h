@@ -46,7 +46,7 @@ struct CachedObject {
   std::string vary_values;              // this variant's request values, joined
   std::vector<std::string> children;    // ESI fragment keys assembled into the body
   std::string url;                      // origin target, for ban and reports
-  uint64_t body_hash = 0;  // FNV-1a of the body (assembled ETags)
+  uint64_t body_hash = 0;               // FNV-1a of the body (assembled ETags)
   // ESI template: set when the body is marked up with ESI. Then `body` is the
   // raw markup, `head` has no Content-Length/ETag, and every delivery (hit or
   // miss) assembles the includes anew for the request at hand, so a fragment

@@ -307,5 +307,62 @@ TEST(RulesLoader, RuleStripExtendsDefaultsAndMethodsAreUpperCased) {
   EXPECT_EQ(d.origin_target, "/a?k=1");
 }
 
+TEST(RulesLoader, StoreDespiteIsReadIntoTheDecision) {
+  auto r = RuleSet::LoadText(
+      "version: 1\n"
+      "rules:\n"
+      "  - name: a\n"
+      "    match: {path: /a}\n"
+      "    action: cache\n"
+      "    key: {cookies: [sid]}\n"
+      "    store_despite: [set-cookie, private, no-store, status]\n"
+      "  - {name: b, match: {path: /b}, action: cache}\n",
+      "t.yaml", "s");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  RequestView req;
+  req.method = "GET";
+  req.target = "/a";
+  Decision a = r.value()->Decide(req, 0);
+  ASSERT_EQ(a.verdict, Verdict::kCache);
+  EXPECT_TRUE(a.store_despite.set_cookie);
+  EXPECT_TRUE(a.store_despite.private_);
+  EXPECT_TRUE(a.store_despite.no_store);
+  EXPECT_TRUE(a.store_despite.status);
+  req.target = "/b";
+  Decision b = r.value()->Decide(req, 0);
+  ASSERT_EQ(b.verdict, Verdict::kCache);
+  EXPECT_FALSE(b.store_despite.any());
+}
+
+TEST(RulesLoader, StoreDespiteMistakesAreErrorsWithTheirPosition) {
+  std::vector<std::string> errors = Errors(
+      "version: 1\n"
+      "rules:\n"
+      "  - name: a\n"
+      "    match: {path: /a}\n"
+      "    action: cache\n"
+      "    store_despite: [set-cookie, cookies]\n"
+      "  - name: b\n"
+      "    match: {path: /b}\n"
+      "    action: pass\n"
+      "    store_despite: [set-cookie]\n"
+      "  - name: c\n"
+      "    match: {path: /c}\n"
+      "    action: cache\n"
+      "    store_despite: [private]\n");
+  std::string all;
+  for (const auto& e : errors) all += e + "\n";
+  EXPECT_NE(all.find("t.yaml:6:33: 'rules[0].store_despite': unknown 'cookies' (known: "
+                     "set-cookie, private, no-store, status)"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("t.yaml:10:20: 'rules[1].store_despite' has no effect with action: pass"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("t.yaml:14:20: 'rules[2].store_despite: private' needs a per-user key"),
+            std::string::npos)
+      << all;
+}
+
 }  // namespace
 }  // namespace cacheportal::differentiator
