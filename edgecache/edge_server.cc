@@ -14,6 +14,7 @@
 #include <ctime>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <thread>
 #include <unordered_map>
@@ -486,8 +487,9 @@ awaitable<void> WriteRaw(beast::tcp_stream& s, const std::string& bytes) {
   co_await asio::async_write(s, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
 }
 
-std::string RawError(int status, std::string_view reason) {
+std::string RawError(int status, std::string_view reason, std::string_view detail = {}) {
   std::string body = std::to_string(status) + " " + std::string(reason) + "\n";
+  if (!detail.empty()) body += std::string(detail) + "\n";
   return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
          "\r\nContent-Type: text/plain\r\nConnection: close\r\nX-Cache: PASS\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -521,28 +523,50 @@ awaitable<void> EdgeServer::Impl::Session(tcp::socket socket) {
         static_cast<uint32_t>(std::min<uint64_t>(opt_.max_header_bytes, UINT32_MAX)));
     parser.body_limit(opt_.max_request_body_bytes);
     stream.expires_after(idle_timeout_);
-    co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+    // Header first: a client that sent `Expect: 100-continue` waits for our
+    // go-ahead before the body (RFC 9110 §10.1.1), and a body over the limit
+    // is refused from its Content-Length without reading it.
+    co_await http::async_read_header(stream, buffer, parser,
+                                     asio::redirect_error(use_awaitable, ec));
+    if (!ec && !parser.is_done()) {
+      const auto& h = parser.get();
+      auto expect = h[http::field::expect];
+      if (!expect.empty() && h.version() >= 11) {
+        if (!beast::iequals(expect, "100-continue")) {
+          const std::string err =
+              RawError(417, "Expectation Failed", "only Expect: 100-continue is supported");
+          co_await WriteRaw(stream, err);
+          stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+          co_return;
+        }
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        co_await asio::async_write(stream, asio::buffer(kContinue.data(), kContinue.size()),
+                                   asio::redirect_error(use_awaitable, ec));
+      }
+      if (!ec) {
+        stream.expires_after(idle_timeout_);
+        co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+      }
+    }
     if (ec) {
       // One failure path: answer what deserves an answer, then close.
-      if (ec == http::error::header_limit ||
-          ec == beast::error_code(http::error::buffer_overflow) ||
-          (ec == http::error::buffer_overflow)) {
-        {
-          const std::string err = RawError(431, "Request Header Fields Too Large");
-          co_await WriteRaw(stream, err);
-        }
+      if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+        const std::string err =
+            RawError(431, "Request Header Fields Too Large",
+                     "request header fields exceed " + std::to_string(opt_.max_header_bytes) +
+                         " bytes (edge.max_header_bytes)");
+        co_await WriteRaw(stream, err);
       } else if (ec == http::error::body_limit) {
-        {
-          const std::string err = RawError(413, "Content Too Large");
-          co_await WriteRaw(stream, err);
-        }
+        const std::string err =
+            RawError(413, "Content Too Large",
+                     "request body exceeds " + std::to_string(opt_.max_request_body_bytes) +
+                         " bytes (edge.max_request_body_bytes)");
+        co_await WriteRaw(stream, err);
       } else if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
                  ec != asio::error::eof && ec != asio::error::connection_reset &&
                  ec != asio::error::operation_aborted && ec != http::error::partial_message) {
-        {
-          const std::string err = RawError(400, "Bad Request");
-          co_await WriteRaw(stream, err);
-        }
+        const std::string err = RawError(400, "Bad Request", "malformed request: " + ec.message());
+        co_await WriteRaw(stream, err);
       }
       stream.socket().shutdown(tcp::socket::shutdown_send, ec);
       co_return;
@@ -966,8 +990,10 @@ http::request<http::string_body> EdgeServer::Impl::UpstreamRequest(const Request
   bool has_host = false;
   std::string xff;
   for (const auto& [n, v] : c.headers) {
+    // Expect: the edge already holds the whole body (and answered the
+    // client's 100-continue itself).
     if (IsHopByHop(n) || IEquals(n, "traceparent") || IEquals(n, "surrogate-capability") ||
-        IEquals(n, "content-length"))
+        IEquals(n, "content-length") || IEquals(n, "expect"))
       continue;
     if (for_cache &&
         (IEquals(n, "if-none-match") || IEquals(n, "if-modified-since") || IEquals(n, "range") ||
@@ -1034,13 +1060,22 @@ awaitable<UpstreamResult> EdgeServer::Impl::OriginFetch(http::request<http::stri
           ec == beast::error::timeout ? FetchOutcome::kTimeout : FetchOutcome::kConnectFailed;
       co_return out;
     }
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(opt_.max_origin_body_bytes);
-    parser.header_limit(64 * 1024);
-    if (head) parser.skip(true);
+    std::optional<http::response_parser<http::string_body>> parser;
     conn->stream.expires_after(origin_timeout_);
-    co_await http::async_read(conn->stream, conn->buffer, parser,
-                              asio::redirect_error(use_awaitable, ec));
+    // Interim 1xx answers (100 Continue, 103 Early Hints) are skipped: the
+    // client is owed the final one. Bounded, so an origin cannot loop us.
+    for (int interim = 0; interim < 8; ++interim) {
+      parser.emplace();
+      parser->body_limit(opt_.max_origin_body_bytes);
+      parser->header_limit(64 * 1024);
+      if (head) parser->skip(true);
+      co_await http::async_read(conn->stream, conn->buffer, *parser,
+                                asio::redirect_error(use_awaitable, ec));
+      int st = ec ? 0 : parser->get().result_int();
+      if (ec || st < 100 || st >= 200 || st == 101) break;
+      if (interim == 7) ec = http::error::bad_status;
+    }
+    if (!ec && parser->get().result_int() == 101) ec = http::error::bad_status;
     if (ec) {
       bool stale = ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
                    ec == asio::error::eof;
@@ -1055,7 +1090,7 @@ awaitable<UpstreamResult> EdgeServer::Impl::OriginFetch(http::request<http::stri
         out.outcome = FetchOutcome::kProtocolError;
       co_return out;
     }
-    out.response = parser.release();
+    out.response = parser->release();
     if (worker && out.response.keep_alive() && worker->idle.size() < deps_.origin_pool_per_thread &&
         conn->buffer.size() == 0) {
       conn->stream.expires_never();

@@ -5,9 +5,17 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <thread>
+#include <utility>
+
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <set>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
 
 #include "common/traceparent.h"
 #include "tests/edgecache/test_http.h"
@@ -698,6 +706,155 @@ TEST(EdgeServer, RulesCheckTimerCountsReloads) {
   auto m = f.edge->Metrics();
   EXPECT_EQ(m.rule_reloads_ok, 1u);
   EXPECT_EQ(m.rule_reloads_failed, 1u);
+}
+
+// A blocking client socket with a receive timeout, for exchanges that need
+// to read between writes (Expect: 100-continue).
+struct RawClient {
+  explicit RawClient(uint16_t port) : socket(ioc) {
+    socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    timeval tv{10, 0};
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  void Send(const std::string& bytes) { boost::asio::write(socket, boost::asio::buffer(bytes)); }
+  // Reads up to and including the first blank line.
+  std::string ReadHead() {
+    boost::system::error_code ec;
+    size_t n = boost::asio::read_until(socket, boost::asio::dynamic_buffer(buf), "\r\n\r\n", ec);
+    if (ec) return {};
+    std::string head = buf.substr(0, n);
+    buf.erase(0, n);
+    return head;
+  }
+  std::string ReadToClose() {
+    boost::system::error_code ec;
+    char tmp[4096];
+    for (;;) {
+      size_t n = socket.read_some(boost::asio::buffer(tmp), ec);
+      buf.append(tmp, n);
+      if (ec) break;
+    }
+    return std::exchange(buf, std::string());
+  }
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket socket;
+  std::string buf;
+};
+
+TEST(EdgeServer, ExpectContinueGetsA100ThenTheBodyIsForwarded) {
+  EdgeFixture f([](const OriginRequest& r) { return Page("got " + r.body); });
+  RawClient c(f.edge->port());
+  c.Send(
+      "POST /pass/form HTTP/1.1\r\nHost: shop\r\nContent-Type: "
+      "application/x-www-form-urlencoded\r\nContent-Length: 7\r\nExpect: 100-continue\r\n"
+      "Connection: close\r\n\r\n");
+  std::string interim = c.ReadHead();
+  EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+  EXPECT_EQ(f.origin.Total(), 0);  // nothing forwarded before the body came
+  c.Send("a=1&b=2");
+  std::string final_answer = c.ReadToClose();
+  EXPECT_TRUE(final_answer.starts_with("HTTP/1.1 200 OK\r\n")) << final_answer;
+  EXPECT_TRUE(final_answer.ends_with("\r\n\r\ngot a=1&b=2")) << final_answer;
+  ASSERT_EQ(f.origin.Total(), 1);
+  auto req = f.origin.Requests().at(0);
+  EXPECT_EQ(req.body, "a=1&b=2");
+  EXPECT_EQ(req.headers.count("expect"), 0u);  // the edge answered it; the origin gets the body
+}
+
+TEST(EdgeServer, ExpectContinueOverTheBodyLimitGets413BeforeTheBody) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); },
+                [](EdgeOptions& o, EdgeDeps&) { o.max_request_body_bytes = 16; });
+  RawClient c(f.edge->port());
+  c.Send(
+      "POST /pass/upload HTTP/1.1\r\nHost: shop\r\nContent-Length: 100000\r\n"
+      "Expect: 100-continue\r\n\r\n");
+  std::string out = c.ReadToClose();
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 413 Content Too Large\r\n")) << out;
+  EXPECT_NE(out.find("request body exceeds 16 bytes (edge.max_request_body_bytes)"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(f.origin.Total(), 0);
+}
+
+TEST(EdgeServer, UnknownExpectationGets417) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); });
+  std::string out = testing::RawExchange(
+      f.edge->port(),
+      "POST /pass/x HTTP/1.1\r\nHost: shop\r\nContent-Length: 2\r\nExpect: teapot\r\n\r\nhi");
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 417 Expectation Failed\r\n")) << out;
+  EXPECT_EQ(f.origin.Total(), 0);
+}
+
+TEST(EdgeServer, ChunkedBodyOverTheLimitGets413) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); },
+                [](EdgeOptions& o, EdgeDeps&) { o.max_request_body_bytes = 16; });
+  std::string out = testing::RawExchange(
+      f.edge->port(), "POST /pass/x HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                          std::string("40\r\n") + std::string(64, 'b') + "\r\n0\r\n\r\n");
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 413")) << out;
+  EXPECT_EQ(f.origin.Total(), 0);
+}
+
+TEST(EdgeServer, OversizeHeadersSay431WithTheLimit) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); },
+                [](EdgeOptions& o, EdgeDeps&) { o.max_header_bytes = 1024; });
+  std::string out = testing::RawExchange(f.edge->port(), "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: " +
+                                                             std::string(8192, 'a') + "\r\n\r\n");
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 431")) << out;
+  EXPECT_NE(out.find("exceed 1024 bytes (edge.max_header_bytes)"), std::string::npos) << out;
+}
+
+TEST(EdgeServer, BadFramingGets400AndNeverReachesTheOrigin) {
+  EdgeFixture f([](const OriginRequest&) { return Page("x"); });
+  const std::string bad[] = {
+      "POST /pass/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+      "POST /pass/x HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+      "POST /pass/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "GET /x HTTP/1.1\r\nHost a\r\n\r\n",
+      "GET /x HTTP/1.1\r\nHo st: a\r\n\r\n",
+  };
+  for (const auto& req : bad) {
+    std::string out = testing::RawExchange(f.edge->port(), req);
+    EXPECT_TRUE(out.starts_with("HTTP/1.1 400 Bad Request\r\n")) << req << "\n→ " << out;
+  }
+  EXPECT_EQ(f.origin.Total(), 0);
+  EXPECT_EQ(f.Get("/x").status, 200);  // still serving
+}
+
+TEST(EdgeServer, OriginInterim100IsSkippedForTheFinalAnswer) {
+  // A raw origin that sends an interim 100 Continue before its answer.
+  boost::asio::io_context oioc;
+  boost::asio::ip::tcp::acceptor acceptor(
+      oioc, {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(0)});
+  std::thread origin([&] {
+    boost::system::error_code ec;
+    auto sock = acceptor.accept(ec);
+    if (ec) return;
+    std::string in;
+    boost::asio::read_until(sock, boost::asio::dynamic_buffer(in), "\r\n\r\n", ec);
+    boost::asio::write(sock,
+                       boost::asio::buffer(std::string(
+                           "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: "
+                           "text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal")),
+                       ec);
+    sock.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
+    boost::asio::read(sock, boost::asio::dynamic_buffer(in), ec);  // until the edge closes
+  });
+  EdgeOptions o;
+  o.listen_port = 0;
+  o.admin_port = 0;
+  o.origin_port = acceptor.local_endpoint().port();
+  EdgeDeps d;
+  d.rules = std::make_shared<FakeRules>();
+  d.store_without_registrar = true;
+  auto edge = EdgeServer::Start(o, std::move(d));
+  ASSERT_TRUE(edge.ok()) << edge.status().ToString();
+  auto r = Fetch(edge.value()->port(), "GET", "/interim");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "final");
+  EXPECT_EQ(r.Header("x-cache"), "MISS");
+  edge.value()->Stop();
+  origin.join();
 }
 
 }  // namespace
