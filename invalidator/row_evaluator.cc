@@ -413,6 +413,66 @@ bool IsTextType(uint32_t t) {
 
 int Sign(int c) { return c < 0 ? -1 : (c > 0 ? 1 : 0); }
 
+// The common case of numeric and integer text ("-12.50", "7", " 3 "): at most
+// 18 digits, no exponent, separator or special word. Read as a scaled integer
+// without allocating; anything else goes to ParseDecimal.
+bool ParsePlainDecimal(std::string_view s, __int128* value, int* scale) {
+  s = Trim(s);
+  size_t i = 0;
+  bool negative = false;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
+  uint64_t m = 0;
+  int digits = 0, sc = 0;
+  bool point = false;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (c >= '0' && c <= '9') {
+      if (++digits > 18) return false;
+      m = m * 10 + static_cast<uint64_t>(c - '0');
+      if (point) ++sc;
+    } else if (c == '.' && !point) {
+      point = true;
+    } else {
+      return false;
+    }
+  }
+  if (digits == 0) return false;
+  *value = negative ? -static_cast<__int128>(m) : static_cast<__int128>(m);
+  *scale = sc;
+  return true;
+}
+
+std::optional<int> ComparePlainDecimals(std::string_view a, std::string_view b) {
+  __int128 x, y;
+  int sx, sy;
+  if (!ParsePlainDecimal(a, &x, &sx) || !ParsePlainDecimal(b, &y, &sy)) return std::nullopt;
+  // Both below 10^18 and scales at most 18 apart: the product stays below 10^36.
+  static constexpr int64_t kPow10[] = {1,
+                                       10,
+                                       100,
+                                       1000,
+                                       10000,
+                                       100000,
+                                       1000000,
+                                       10000000,
+                                       100000000,
+                                       1000000000,
+                                       10000000000,
+                                       100000000000,
+                                       1000000000000,
+                                       10000000000000,
+                                       100000000000000,
+                                       1000000000000000,
+                                       10000000000000000,
+                                       100000000000000000,
+                                       1000000000000000000};
+  if (sx < sy)
+    x *= kPow10[sy - sx];
+  else if (sy < sx)
+    y *= kPow10[sx - sy];
+  return x < y ? -1 : (x > y ? 1 : 0);
+}
+
 }  // namespace
 
 std::optional<int> CompareValues(uint32_t type_oid, std::string_view a, std::string_view b,
@@ -423,6 +483,7 @@ std::optional<int> CompareValues(uint32_t type_oid, std::string_view a, std::str
     case oid::kInt8:
     case oid::kOid:
     case oid::kNumeric: {
+      if (auto fast = ComparePlainDecimals(a, b)) return fast;
       Decimal da, db;
       if (!ParseDecimal(a, &da) || !ParseDecimal(b, &db)) return std::nullopt;
       return CompareDecimal(da, db);

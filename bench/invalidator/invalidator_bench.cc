@@ -155,51 +155,65 @@ int64_t NowMicros() {
       .count();
 }
 
-// The real map, with RemoveKeys made a no-op so that every change keeps
-// finding the same candidates (map writes are not what this measures).
-class KeepPages : public DependencySource {
+// The real map with its removals made no-ops, so that every change keeps
+// finding the same candidates (RocksDB writes are not what this measures).
+// Everything else, including the adapter's key-generation bookkeeping around
+// removal (SqlMapSource), runs as in production.
+class KeepPagesMap final : public sqlmap::SqlMap {
  public:
-  explicit KeepPages(std::unique_ptr<DependencySource> inner) : in_(std::move(inner)) {}
+  explicit KeepPagesMap(sqlmap::SqlMap* in) : in_(in) {}
+  Status PutPage(std::string_view key, std::span<const sqlmap::QueryInstance> instances,
+                 std::span<const std::string> children, std::string_view url) override {
+    return in_->PutPage(key, instances, children, url);
+  }
+  Status RemoveKeys(std::span<const std::string>) override { return Status::OK(); }
+  uint64_t KeyGeneration(std::string_view key) const override { return in_->KeyGeneration(key); }
+  Status RemoveKeysIfUnchanged(std::span<const std::string>, std::span<const uint64_t>) override {
+    return Status::OK();
+  }
+  Status Clear() override { return Status::OK(); }
   void CandidatesByValue(std::string_view t, std::string_view c, std::string_view v,
-                         std::vector<InstanceId>* out) const override {
+                         std::vector<sqlmap::InstanceId>* out) const override {
     in_->CandidatesByValue(t, c, v, out);
   }
-  void UnindexedInstances(std::string_view t, std::vector<InstanceId>* out) const override {
+  void UnindexedInstances(std::string_view t, std::vector<sqlmap::InstanceId>* out) const override {
     in_->UnindexedInstances(t, out);
   }
-  void InstancesReading(std::string_view t, std::vector<InstanceId>* out) const override {
+  void InstancesReading(std::string_view t, std::vector<sqlmap::InstanceId>* out) const override {
     in_->InstancesReading(t, out);
   }
-  bool IndexedColumns(std::string_view t, std::vector<std::string>* out) const override {
-    return in_->IndexedColumns(t, out);
-  }
-  std::shared_ptr<const sqlmap::QueryInstance> GetInstance(InstanceId id) const override {
+  std::shared_ptr<const sqlmap::QueryInstance> GetInstance(sqlmap::InstanceId id) const override {
     return in_->GetInstance(id);
   }
-  void KeysOfInstance(InstanceId id, std::vector<std::string>* out) const override {
+  void KeysOfInstance(sqlmap::InstanceId id, std::vector<std::string>* out) const override {
     in_->KeysOfInstance(id, out);
   }
   void ParentsOf(std::string_view k, std::vector<std::string>* out) const override {
     in_->ParentsOf(k, out);
   }
-  Status RemoveKeys(std::span<const std::string>) override { return Status::OK(); }
-  Status Clear() override { return Status::OK(); }
+  std::vector<std::string> TablesRead() const override { return in_->TablesRead(); }
+  void IndexedColumns(std::string_view t, std::vector<std::string>* out) const override {
+    in_->IndexedColumns(t, out);
+  }
+  void ForEachPage(const std::function<void(const sqlmap::PageInfo&)>& f) const override {
+    in_->ForEachPage(f);
+  }
   Status SetAppliedLsn(uint64_t lsn) override { return in_->SetAppliedLsn(lsn); }
   uint64_t AppliedLsn() const override { return in_->AppliedLsn(); }
-  size_t TaintMatching(std::string_view,
-                       const std::function<bool(const sqlmap::QueryInstance&)>&) override {
-    return 0;
+  sqlmap::MapStats GetStats() const override { return in_->GetStats(); }
+  Status DescribePage(std::string_view key, std::string* out) const override {
+    return in_->DescribePage(key, out);
   }
-  size_t TaintAll() override { return 0; }
 
  private:
-  std::unique_ptr<DependencySource> in_;
+  sqlmap::SqlMap* in_;
 };
 
 int Eval(size_t n, size_t changes, size_t per_txn, bool real_map) {
   Templates t;
   BenchSource lean;
   std::unique_ptr<sqlmap::SqlMap> map;
+  std::unique_ptr<KeepPagesMap> keep;
   std::unique_ptr<DependencySource> wrapped;
   DependencySource* src = &lean;
   size_t items = 0, products = 0;
@@ -221,7 +235,8 @@ int Eval(size_t n, size_t changes, size_t per_txn, bool real_map) {
         return 1;
       }
     }
-    wrapped = std::make_unique<KeepPages>(MakeSqlMapSource(map.get()));
+    keep = std::make_unique<KeepPagesMap>(map.get());
+    wrapped = MakeSqlMapSource(keep.get());
     src = wrapped.get();
   } else {
     Populate(&lean, t, n, &items, &products);
@@ -269,6 +284,21 @@ int Eval(size_t n, size_t changes, size_t per_txn, bool real_map) {
     stream.push_back(EncodePgOutput(CommitMessage{0, lsn + 100, lsn + 200, now_pg}));
     lsn += 256;
   }
+  // Profiling only the timed loop: `perf record -D -1 --control fifo:CTL,ACK`
+  // with PERF_CTL_FIFO=CTL starts sampling here.
+  if (const char* ctl = std::getenv("PERF_CTL_FIFO")) {
+    if (FILE* f = std::fopen(ctl, "w")) {
+      std::fputs("enable\n", f);
+      std::fclose(f);
+      if (const char* ack = std::getenv("PERF_ACK_FIFO")) {
+        if (FILE* a = std::fopen(ack, "r")) {
+          char buf[8];
+          std::fgets(buf, sizeof buf, a);
+          std::fclose(a);
+        }
+      }
+    }
+  }
   auto s0 = std::chrono::steady_clock::now();
   double cpu0 = ThreadCpuSeconds();
   for (const auto& bytes : stream) {
@@ -280,6 +310,12 @@ int Eval(size_t n, size_t changes, size_t per_txn, bool real_map) {
   }
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
   double cpu = ThreadCpuSeconds() - cpu0;
+  if (const char* ctl = std::getenv("PERF_CTL_FIFO")) {
+    if (FILE* f = std::fopen(ctl, "w")) {
+      std::fputs("disable\n", f);
+      std::fclose(f);
+    }
+  }
   auto m = proc.Metrics();
   // CPU time is the one-core figure; wall time also counts other load on the machine.
   std::printf(
@@ -289,8 +325,9 @@ int Eval(size_t n, size_t changes, size_t per_txn, bool real_map) {
       real_map ? "eval-map" : "eval", lean.size(), changes, per_txn, load_s, cpu, s, changes / cpu,
       changes / s, m.CandidatesPerChange(), static_cast<unsigned long long>(m.ejected_keys));
   if (real_map) {
-    map.reset();
     wrapped.reset();
+    keep.reset();
+    map.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   }
