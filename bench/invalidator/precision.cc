@@ -328,9 +328,12 @@ int main(int argc, char** argv) {
               pct(coarse_changed, coarse));
   std::printf("  pages whose bytes changed: %llu; changed but not ejected (stale): %llu\n",
               (unsigned long long)changed_total, (unsigned long long)missed);
-  std::printf("  join polls: %llu, poll timeouts: %llu, polls skipped: %llu\n",
-              (unsigned long long)m.polling_queries, (unsigned long long)m.poll_timeouts,
-              (unsigned long long)m.polls_skipped);
+  std::printf(
+      "  join polls: %llu queries answering %llu instance checks (%.1f per query), %llu "
+      "transactions, poll timeouts: %llu, polls skipped: %llu, overflows: %llu\n",
+      (unsigned long long)m.polling_queries, (unsigned long long)m.poll_instances,
+      m.InstancesPerPoll(), (unsigned long long)m.transactions, (unsigned long long)m.poll_timeouts,
+      (unsigned long long)m.polls_skipped, (unsigned long long)m.poll_overflows);
   for (const auto& [k, v] : per_kind)
     std::printf("    %-22s ejected %5llu  changed %5llu\n", k.c_str(), (unsigned long long)v.first,
                 (unsigned long long)v.second);
