@@ -69,6 +69,7 @@ void ReadEdge(MapReader& r, EdgeOptions& o) {
   r.Get("read_your_writes_seconds", &o.read_your_writes_seconds);
   r.Get("client_no_cache", &o.client_no_cache);
   r.Get("disk_tier_path", &o.disk_tier_path);
+  r.Get("disk_tier_budget_bytes", &o.disk_tier_budget_bytes);
 }
 
 // Cross-field checks that a type check cannot express.

@@ -122,6 +122,8 @@ struct EdgeOptions {
   std::string client_no_cache = "ignore";
   // Optional RocksDB second tier for warm restarts ("" = off). Default: "".
   std::string disk_tier_path;
+  // Bytes of records the disk tier keeps (oldest dropped first). Default: 1 GiB.
+  uint64_t disk_tier_budget_bytes = 1ull << 30;
 };
 
 struct CachePortalConfig {

@@ -39,6 +39,7 @@
 #include "common/log.h"
 #include "common/traceparent.h"
 #include "edgecache/cacheability.h"
+#include "edgecache/disk_tier.h"
 #include "edgecache/esi_parser.h"
 #include "edgecache/outcomes.h"
 #include "edgecache/store.h"
@@ -261,7 +262,23 @@ class EdgeServer::Impl {
       }
     });
   }
-  void EjectLocked(const std::string& key, std::unordered_set<std::string>& seen);
+  // Taints fills of `key` (and, with fragment_ejects_parents, of its pages)
+  // and collects the keys to erase into `all`.
+  void CollectEjection(const std::string& key, std::unordered_set<std::string>& seen,
+                       std::vector<std::string>& all);
+  uint64_t Stamp() const {
+    if (!deps_.ejected_through) return 0;
+    try {
+      return deps_.ejected_through().value_or(0);
+    } catch (...) {
+      return 0;
+    }
+  }
+  // Memory miss: the disk tier's copy, promoted into memory (null if none).
+  std::shared_ptr<const CachedObject> DiskLookup(
+      const std::string& key, const std::function<std::string(std::string_view)>& value_of);
+  std::shared_ptr<const std::vector<EsiInstruction>> ParseEsiBody(std::string_view body,
+                                                                  std::string_view target);
   std::string AdminHandle(const http::request<http::string_body>& req, http::status* status,
                           std::string* content_type);
   void Count(const char* x_cache, int depth) {
@@ -303,7 +320,7 @@ class EdgeServer::Impl {
   std::atomic<uint64_t> ejections_{0}, reloads_ok_{0}, reloads_failed_{0}, errors_{0};
   std::atomic<uint64_t> esi_errors_{0}, not_modified_{0}, origin_requests_{0}, waiting_{0};
   OutcomeCounters<KeyOutcome, 4> key_out_;
-  OutcomeCounters<LookupOutcome, 6> lookup_out_;
+  OutcomeCounters<LookupOutcome, 7> lookup_out_;
   OutcomeCounters<CoalesceOutcome, 5> coalesce_out_;
   OutcomeCounters<FetchOutcome, 5> fetch_out_;
   OutcomeCounters<EsiOutcome, 4> esi_out_;
@@ -311,6 +328,11 @@ class EdgeServer::Impl {
 
   std::atomic<size_t> connections_{0};
   std::unique_ptr<asio::thread_pool> registrar_pool_;  // only with a registrar
+
+  // Second tier (EdgeOptions::disk_tier_path); null when off.
+  std::unique_ptr<DiskTier> disk_;
+  DiskLoadReport disk_report_;
+  std::atomic<uint64_t> disk_hits_{0}, disk_errors_{0};
 
   // Last: destroyed first, so no coroutine outlives the state above.
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -325,6 +347,28 @@ Status EdgeServer::Impl::Init() {
     return Status::InvalidArgument("edge: no rules (EdgeDeps.rules or rules_provider)");
   int threads = std::max(1, opt_.threads);
   if (deps_.registrar) registrar_pool_ = std::make_unique<asio::thread_pool>(2);
+  if (!opt_.disk_tier_path.empty()) {
+    EdgeResumePoint rp;
+    if (deps_.resume_point) {
+      try {
+        rp = deps_.resume_point();
+      } catch (const std::exception& e) {
+        log::Warn(kPart, "resume point unknown", {{"error", e.what()}});
+        rp = EdgeResumePoint{};
+      }
+    }
+    DiskResume resume{rp.known, rp.position, rp.slot_recreated};
+    auto tier = DiskTier::Open(opt_.disk_tier_path, opt_.disk_tier_budget_bytes, resume, NowUnix(),
+                               &disk_report_);
+    if (!tier.ok()) return tier.status();
+    disk_ = std::move(tier.value());
+    log::Info(kPart, "disk tier opened",
+              {{"path", opt_.disk_tier_path},
+               {"kept", std::to_string(disk_report_.kept)},
+               {"discarded", std::to_string(disk_report_.discarded)},
+               {"clean_shutdown", disk_report_.clean_marker ? "yes" : "no"},
+               {"reason", disk_report_.reason}});
+  }
   for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>());
   auto& ioc0 = workers_[0]->ioc;
   boost::system::error_code ec;
@@ -401,6 +445,19 @@ void EdgeServer::Impl::Stop() {
   // Drains registrar calls in flight; their continuations land in the stopped
   // workers and are destroyed with them.
   if (registrar_pool_) registrar_pool_->join();
+  // Nothing stores any more: every record on disk is valid as of the
+  // position ejected through now (ejections are synchronous and durable).
+  if (disk_ && deps_.ejected_through) {
+    std::optional<uint64_t> pos;
+    try {
+      pos = deps_.ejected_through();
+    } catch (...) {
+    }
+    if (pos) {
+      if (Status st = disk_->MarkClean(*pos); !st.ok())
+        log::Warn(kPart, "disk tier clean marker not written", {{"error", st.ToString()}});
+    }
+  }
 }
 
 awaitable<void> EdgeServer::Impl::Accept(tcp::acceptor& acceptor, bool admin) {
@@ -766,9 +823,16 @@ awaitable<Reply> EdgeServer::Impl::ServeObject(RequestCtx& c) {
       return v ? std::string(*v) : std::string();
     };
     StoreLookup found = store_.Lookup(key, value_of, &obj);
+    bool from_disk = false;
+    if (found != StoreLookup::kFound && disk_) {
+      if ((obj = DiskLookup(key, value_of))) {
+        found = StoreLookup::kFound;
+        from_disk = true;
+      }
+    }
     int64_t now = NowUnix();
     if (found == StoreLookup::kFound && (obj->expires_at_unix == 0 || now < obj->expires_at_unix)) {
-      lookup_out_.Add(LookupOutcome::kHit);
+      lookup_out_.Add(from_disk ? LookupOutcome::kDiskHit : LookupOutcome::kHit);
       Reply r = MakeReply(std::move(obj), "HIT");
       r.age = std::max<int64_t>(0, now - r.object->stored_at_unix);
       r.cacheable = true;
@@ -941,6 +1005,9 @@ void EdgeServer::Impl::StoreStage(const std::string& key, const Fetched& f, Fill
         out = StoreOutcome::kTooLarge;
       } else {
         *stored = true;
+        // Under the fill's lock, like the memory insert: an Eject that
+        // taints after this point erases both copies.
+        if (disk_) disk_->Put(key, *f.Shared(), Stamp());
         if (deps_.fragment_ejects_parents && !f.children.empty()) {
           std::lock_guard pl(parents_mu_);
           for (const auto& ch : f.children) {
@@ -1182,8 +1249,13 @@ std::shared_ptr<const std::vector<EsiInstruction>> EdgeServer::Impl::ParseEsi(
     esi_out_.Add(EsiOutcome::kNotEsi);
     return nullptr;
   }
+  return ParseEsiBody(res.body(), target);
+}
+
+std::shared_ptr<const std::vector<EsiInstruction>> EdgeServer::Impl::ParseEsiBody(
+    std::string_view body, std::string_view target) {
   EsiParser parser;
-  parser.Feed(res.body());
+  parser.Feed(body);
   parser.Finish();
   for (const auto& e : parser.errors()) {
     esi_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -1392,15 +1464,30 @@ awaitable<Fetched> EdgeServer::Impl::FetchAndAssemble(RequestCtx& c, const std::
 
 Status EdgeServer::Impl::Eject(std::span<const std::string> keys) {
   std::unordered_set<std::string> seen;
-  for (const auto& k : keys) EjectLocked(k, seen);
-  return Status::OK();
+  std::vector<std::string> all;
+  for (const auto& k : keys) CollectEjection(k, seen, all);
+  // Disk first, durably, then memory: a disk hit promoted into memory in
+  // between is erased by the memory pass (promotion holds the disk lock).
+  Status st = Status::OK();
+  if (disk_) {
+    st = disk_->Erase(all);
+    if (!st.ok()) {
+      disk_errors_.fetch_add(1, std::memory_order_relaxed);
+      log::Error(kPart, "disk tier ejection failed", {{"error", st.ToString()}});
+    }
+  }
+  for (const auto& k : all)
+    if (!store_.Erase(k).empty()) ejections_.fetch_add(1, std::memory_order_relaxed);
+  return st;
 }
 
-void EdgeServer::Impl::EjectLocked(const std::string& key, std::unordered_set<std::string>& seen) {
+void EdgeServer::Impl::CollectEjection(const std::string& key,
+                                       std::unordered_set<std::string>& seen,
+                                       std::vector<std::string>& all) {
   if (!seen.insert(key).second) return;
-  // Mark first, erase second: a fill that has not stored yet will see the
-  // taint; one that has stored is erased below.
-  std::vector<std::shared_ptr<Fill>> released;
+  all.push_back(key);
+  // Mark first, erase second (in Eject): a fill that has not stored yet will
+  // see the taint; one that has stored is erased.
   {
     std::lock_guard lock(pending_mu_);
     for (auto it = pending_.begin(); it != pending_.end();) {
@@ -1418,7 +1505,6 @@ void EdgeServer::Impl::EjectLocked(const std::string& key, std::unordered_set<st
       }
     }
   }
-  if (!store_.Erase(key).empty()) ejections_.fetch_add(1, std::memory_order_relaxed);
   std::vector<std::string> parents;
   {
     std::lock_guard lock(parents_mu_);
@@ -1428,7 +1514,7 @@ void EdgeServer::Impl::EjectLocked(const std::string& key, std::unordered_set<st
       parents_.erase(it);
     }
   }
-  for (const auto& p : parents) EjectLocked(p, seen);
+  for (const auto& p : parents) CollectEjection(p, seen, all);
 }
 
 Status EdgeServer::Impl::EjectAll() {
@@ -1440,12 +1526,35 @@ Status EdgeServer::Impl::EjectAll() {
     }
     pending_.clear();
   }
-  auto st = store_.Stats();
+  Status st = Status::OK();
+  if (disk_) {
+    st = disk_->Clear();
+    if (!st.ok()) disk_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+  auto stats = store_.Stats();
   store_.Clear();
-  ejections_.fetch_add(st.objects, std::memory_order_relaxed);
+  ejections_.fetch_add(stats.objects, std::memory_order_relaxed);
   std::lock_guard lock(parents_mu_);
   parents_.clear();
-  return Status::OK();
+  return st;
+}
+
+std::shared_ptr<const CachedObject> EdgeServer::Impl::DiskLookup(
+    const std::string& key, const std::function<std::string(std::string_view)>& value_of) {
+  std::shared_ptr<const CachedObject> out;
+  try {
+    disk_->Lookup(key, value_of, [&](std::shared_ptr<CachedObject> o, bool esi) {
+      if (esi) o->esi = ParseEsiBody(*o->body, o->url);
+      store_.Insert(key, o, nullptr);
+      out = std::move(o);
+    });
+  } catch (const std::exception& e) {
+    disk_errors_.fetch_add(1, std::memory_order_relaxed);
+    log::Warn(kPart, "disk tier lookup failed", {{"error", e.what()}});
+    return nullptr;
+  }
+  if (out) disk_hits_.fetch_add(1, std::memory_order_relaxed);
+  return out;
 }
 
 std::vector<std::string> EdgeServer::Impl::ChildrenOf(const std::string& key) {
@@ -1455,7 +1564,9 @@ std::vector<std::string> EdgeServer::Impl::ChildrenOf(const std::string& key) {
   return obj->children;
 }
 
-bool EdgeServer::Impl::Contains(const std::string& key) { return store_.Contains(key); }
+bool EdgeServer::Impl::Contains(const std::string& key) {
+  return store_.Contains(key) || (disk_ && disk_->Contains(key));
+}
 
 // ---------------------------------------------------------------- admin
 
@@ -1552,7 +1663,7 @@ std::string EdgeServer::Impl::AdminHandle(const http::request<http::string_body>
   if (path == "/purge" && post) {
     size_t n = 0;
     if (auto key = param("key")) {
-      bool had = store_.Contains(*key);
+      bool had = Contains(*key);
       std::string k = *key;
       Eject(std::span<const std::string>(&k, 1));
       n += had;
@@ -1568,9 +1679,18 @@ std::string EdgeServer::Impl::AdminHandle(const http::request<http::string_body>
       std::string u = *url;
       auto matched =
           store_.EraseIf([&u](std::string_view, const CachedObject& o) { return o.url == u; });
+      if (disk_) {
+        auto on_disk = disk_->KeysWhereUrl([&u](std::string_view url) { return url == u; });
+        for (auto& k : on_disk)
+          if (std::find(matched.begin(), matched.end(), k) == matched.end())
+            matched.push_back(std::move(k));
+      }
       keys.insert(keys.end(), matched.begin(), matched.end());
       n = matched.size();
-      Eject(keys);
+      if (Status st = Eject(keys); !st.ok()) {
+        *status = http::status::internal_server_error;
+        return "purge not durable: " + st.ToString() + "\n";
+      }
     } else {
       *status = http::status::bad_request;
       return "purge needs ?key= or ?url=\n";
@@ -1611,8 +1731,16 @@ std::string EdgeServer::Impl::AdminHandle(const http::request<http::string_body>
     }
     auto keys =
         store_.EraseIf([&match](std::string_view, const CachedObject& o) { return match(o.url); });
+    if (disk_) {
+      auto on_disk = disk_->KeysWhereUrl(match);
+      for (auto& k : on_disk)
+        if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(std::move(k));
+    }
     // Pages that include a banned fragment go too.
-    Eject(keys);
+    if (Status st = Eject(keys); !st.ok()) {
+      *status = http::status::internal_server_error;
+      return "ban not durable: " + st.ToString() + "\n";
+    }
     ejections_.fetch_add(keys.size(), std::memory_order_relaxed);
     *ct = "application/json";
     return "{\"banned\":" + std::to_string(keys.size()) + "}\n";
@@ -1644,6 +1772,14 @@ EdgeMetrics EdgeServer::Impl::Metrics() const {
   m.origin_requests = ld(origin_requests_);
   m.coalesce_waiting = ld(waiting_);
   m.open_connections = connections_.load(std::memory_order_relaxed);
+  if (disk_) {
+    m.disk_objects = disk_->objects();
+    m.disk_bytes = disk_->bytes();
+  }
+  m.disk_hits = ld(disk_hits_);
+  m.disk_errors = ld(disk_errors_);
+  m.disk_loaded = disk_report_.kept;
+  m.disk_discarded = disk_report_.discarded;
   auto add = [&m](const char* stage, const auto& names, const auto& counters) {
     for (size_t i = 0; i < counters.v.size(); ++i)
       m.outcomes.emplace_back(std::string(stage) + "/" + names[i],
@@ -1686,6 +1822,12 @@ std::string EdgeServer::Impl::PrometheusText() const {
   counter("esi_errors_total", "ESI markup errors and failed includes.", m.esi_errors);
   counter("not_modified_total", "304 answers to conditional requests.", m.not_modified);
   counter("origin_requests_total", "Requests sent to the origin.", m.origin_requests);
+  counter("disk_objects", "Records in the disk tier.", m.disk_objects, true);
+  counter("disk_bytes", "Bytes of records in the disk tier.", m.disk_bytes, true);
+  counter("disk_hits_total", "Hits served from the disk tier (promoted to memory).", m.disk_hits);
+  counter("disk_loaded", "Disk records vouched for at the last start.", m.disk_loaded, true);
+  counter("disk_discarded", "Disk records discarded at the last start.", m.disk_discarded, true);
+  counter("disk_errors_total", "Disk tier write or read failures.", m.disk_errors);
   out +=
       "# HELP cacheportal_edge_stage_total Outcomes of each request-path stage.\n"
       "# TYPE cacheportal_edge_stage_total counter\n";
@@ -1716,6 +1858,11 @@ std::string EdgeServer::Impl::StatsJson() const {
   o["errors"] = m.errors;
   o["esi_errors"] = m.esi_errors;
   o["vouched"] = vouched_.load();
+  o["disk_objects"] = m.disk_objects;
+  o["disk_bytes"] = m.disk_bytes;
+  o["disk_hits"] = m.disk_hits;
+  o["disk_loaded"] = m.disk_loaded;
+  o["disk_discarded"] = m.disk_discarded;
   boost::json::object stages;
   for (const auto& [k, v] : m.outcomes) stages[k] = v;
   o["outcomes"] = std::move(stages);

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,13 @@
 #include "differentiator/differentiator.h"
 
 namespace cacheportal::edge {
+
+// Where the invalidator will resume replaying changes (for the disk tier).
+struct EdgeResumePoint {
+  bool known = false;           // false: the disk tier is discarded at start
+  uint64_t position = 0;        // LSN: every change after it will be replayed
+  bool slot_recreated = false;  // true: changes may have been skipped; discard
+};
 
 // What a rules check reported (RulesReloader::CheckNow() adapted by the caller).
 enum class RulesCheck { kUnchanged, kReloaded, kFailed };
@@ -74,6 +82,18 @@ struct EdgeDeps {
   // Client connections open at once; beyond it new ones get a 503 and are
   // closed, so a flood of idle or slow clients cannot exhaust descriptors.
   size_t max_client_connections = 16384;
+
+  // Disk tier (EdgeOptions::disk_tier_path non-empty). Without these hooks
+  // the tier still stores, but a restart discards it (nothing vouches for it).
+  // Called once by Start(): where the invalidator will resume, and whether
+  // its slot was recreated. Records survive only if stored at or after that
+  // position (or re-stamped at a clean Stop() at or after it).
+  std::function<EdgeResumePoint()> resume_point;
+  // The position P such that every change at or before P has already been
+  // ejected from this edge (the invalidator's ejected-through LSN); nullopt
+  // when unknown. Stamps each stored record and the clean-shutdown marker.
+  // Called on I/O threads under a fill's lock: must be cheap (an atomic load).
+  std::function<std::optional<uint64_t>()> ejected_through;
 };
 
 // A snapshot of the counters (also exported by GET /metrics and /stats).
@@ -84,6 +104,10 @@ struct EdgeMetrics {
   uint64_t errors = 0, esi_errors = 0, not_modified = 0, origin_requests = 0;
   uint64_t coalesce_waiting = 0;  // gauge: requests waiting for another's fetch now
   uint64_t open_connections = 0;  // gauge: client connections open now
+  // Disk tier (0 when off): records and bytes now, hits served from it, and
+  // what the last start kept and discarded.
+  uint64_t disk_objects = 0, disk_bytes = 0, disk_hits = 0, disk_loaded = 0, disk_discarded = 0;
+  uint64_t disk_errors = 0;
   // "stage/outcome" → count, for every named outcome.
   std::vector<std::pair<std::string, uint64_t>> outcomes;
   uint64_t Outcome(const std::string& stage_outcome) const;

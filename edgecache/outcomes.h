@@ -22,13 +22,14 @@ inline constexpr const char* kKeyOutcomeNames[] = {"cache", "pass", "method", "r
 enum class LookupOutcome {
   kHit,
   kMiss,
-  kExpired,      // found but past its TTL backstop
-  kNotVouched,   // the edge cannot vouch for freshness (SetVouched(false)): no hits
-  kRevalidate,   // client Cache-Control: no-cache with edge.client_no_cache=revalidate
-  kVaryMismatch  // found, but no variant for this request's Vary'd headers
+  kExpired,       // found but past its TTL backstop
+  kNotVouched,    // the edge cannot vouch for freshness (SetVouched(false)): no hits
+  kRevalidate,    // client Cache-Control: no-cache with edge.client_no_cache=revalidate
+  kVaryMismatch,  // found, but no variant for this request's Vary'd headers
+  kDiskHit        // not in memory; found in the disk tier and promoted
 };
-inline constexpr const char* kLookupOutcomeNames[] = {"hit",         "miss",       "expired",
-                                                      "not_vouched", "revalidate", "vary_mismatch"};
+inline constexpr const char* kLookupOutcomeNames[] = {
+    "hit", "miss", "expired", "not_vouched", "revalidate", "vary_mismatch", "disk_hit"};
 
 enum class CoalesceOutcome {
   kLeader,          // first miss: this request fetches for everyone
