@@ -492,16 +492,19 @@ class Session : public std::enable_shared_from_this<Session> {
     handed_off_ = true;
     cfd_ = ec1 ? -1 : cfd;
     sfd_ = ec2 ? -1 : sfd;
-    if (ec1 || ec2 || !SetNonBlocking(cfd_) || !SetNonBlocking(sfd_)) {
+    if (ec1 || ec2 || !PrepareForRelay(cfd_) || !PrepareForRelay(sfd_)) {
       Close("cannot hand the connection to a relay thread", false);
       return;
     }
     if (!impl_.HandOff(shared_from_this())) Close("sniffer stopping", false);
   }
 
-  static bool SetNonBlocking(int fd) {
+  // Also close-on-exec: a process the host forks must not keep our sockets
+  // (and so the client's or the backend's connection) open.
+  static bool PrepareForRelay(int fd) {
     int flags = ::fcntl(fd, F_GETFL, 0);
-    return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+    return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 &&
+           ::fcntl(fd, F_SETFD, FD_CLOEXEC) == 0;
   }
 
   // ---- timers --------------------------------------------------------------
@@ -833,6 +836,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // Close() on the relay thread: raw sockets, no waiting. The error message
   // is small and goes to an idle socket, so one send is enough.
   void CloseRelay(bool relaying, std::string error_to_client) {
+    // Out of the epoll set explicitly: close() alone would leave the
+    // registration (and events pointing at this session) behind while
+    // another process still holds the socket, e.g. a child forked before
+    // it was marked close-on-exec.
+    if (loop_) {
+      loop_->SetInterest(client_ep_, 0, false);
+      loop_->SetInterest(server_ep_, 0, false);
+    }
     if (sfd_ >= 0) {
       if (relaying && !terminated_ && to_server_.empty() && client_frames_.AtBoundary()) {
         auto x = sniffer::TerminateMessage();
@@ -1036,7 +1047,8 @@ void RelayLoop::Run() {
       log::Error(kPart, "epoll_wait failed", {{"error", std::strerror(errno)}});
       break;
     }
-    now_ = std::chrono::steady_clock::now();
+    // The clock is only read for the idle timeout (a call per wake-up).
+    if (idle > 0) now_ = std::chrono::steady_clock::now();
     bool wake = false;
     for (int i = 0; i < n; ++i) {
       auto* ep = static_cast<Endpoint*>(events[i].data.ptr);

@@ -15,10 +15,13 @@
 // evicted beyond max_prepared_per_connection — is registered with an EMPTY
 // `sql`, which a sink must treat as "ran something unknown" (fail closed).
 //
-// Ownership and threads: Start() binds the listener and runs its own I/O
-// thread(s) (SnifferOptions::threads); every connection stays on one thread.
-// The sink is not owned, must outlive the Sniffer, and is called from those
-// threads concurrently (see common/statement_sink.h). Stop() (or the
+// Ownership and threads: Start() binds the listener and runs its own threads:
+// one Asio thread accepting connections and taking each through its startup
+// (SSL/GSS refusal, cancel routing, upstream connect), and
+// SnifferOptions::threads relay threads (plain epoll) that own a connection
+// from the upstream connect on. The sink is not owned, must outlive the
+// Sniffer, and is called from the relay threads concurrently (see
+// common/statement_sink.h). Stop() (or the
 // destructor) closes the listener and every connection and joins the threads.
 #pragma once
 

@@ -16,6 +16,10 @@
 #
 # Prints tps per target, ratios vs direct and vs PgBouncer, and the latency
 # each proxy adds per statement at -c 1: 1e6/tps_proxy - 1e6/tps_direct (µs).
+# On a shared machine single runs swing widely, so it also prints the median
+# of the per-round sniffer/PgBouncer ratios (the two run back to back) and
+# each proxy's own CPU time per transaction (utime+stime from /proc), which
+# other load barely moves.
 # Targets (issue 4): sniffer >= 1.0x PgBouncer tps at -c 8, <= 30 µs added at -c 1.
 set -euo pipefail
 
@@ -125,15 +129,33 @@ for port in $SNIFFER_PORT $BOUNCER_PORT; do
 done
 
 # --- runs ---------------------------------------------------------------------
-declare -A TPS RUNS
+declare -A TPS RUNS CPU LAST
+bouncer_pid=$(cat "$work/pgbouncer.pid")
+ticks() {  # utime+stime of a process, in clock ticks
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
 run() {  # name port clients threads
-  local out tps
+  local out tps n pid="" t0=0 t1=0 cpu=""
+  case $1 in sniffer) pid=$sniffer_pid ;; pgbouncer) pid=$bouncer_pid ;; esac
+  [ -n "$pid" ] && t0=$(ticks "$pid")
   out=$($PGBENCH -S -M prepared -T "$DURATION" -c "$3" -j "$4" -n -h 127.0.0.1 -p "$2" \
         -U postgres $DB 2>&1) || { echo "$out" >&2; exit 1; }
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tail -1)
+  n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
   RUNS[$1,$3]="${RUNS[$1,$3]:-} $tps"
-  printf '  round %d  %-10s -c %-2s tps %10.1f\n' "$round" "$1" "$3" "$tps"
+  LAST[$1,$3]=$tps
+  if [ -n "$pid" ]; then
+    t1=$(ticks "$pid")
+    cpu=$(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN { printf "%.1f", (b - a) / hz * 1e6 / n }')
+    CPU[$1,$3]="${CPU[$1,$3]:-} $cpu"
+    printf '  round %d  %-10s -c %-2s tps %10.1f   proxy CPU %5.1f us/txn\n' \
+      "$round" "$1" "$3" "$tps" "$cpu"
+  else
+    printf '  round %d  %-10s -c %-2s tps %10.1f\n' "$round" "$1" "$3" "$tps"
+  fi
 }
+declare -A PAIRED
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 echo "pgbench -S -M prepared -T $DURATION (scale 10), $(nproc) cores, sniffer threads=$THREADS," \
      "median of $ROUNDS interleaved rounds"
@@ -146,6 +168,8 @@ for round in $(seq 1 "$ROUNDS"); do
     run direct $PG_PORT $c $j
     run sniffer $SNIFFER_PORT $c $j
     run pgbouncer $BOUNCER_PORT $c $j
+    PAIRED[$c]="${PAIRED[$c]:-} $(awk -v s="${LAST[sniffer,$c]}" -v b="${LAST[pgbouncer,$c]}" \
+      'BEGIN { printf "%.3f", s / b }')"
   done
 done
 for k in "${!RUNS[@]}"; do TPS[$k]=$(echo "${RUNS[$k]}" | median); done
@@ -163,6 +187,12 @@ echo
 for t in sniffer pgbouncer; do
   awk -v t=$t -v x="${TPS[$t,1]}" -v d="${TPS[direct,1]}" \
     'BEGIN { printf "added latency per statement at -c 1, %-9s: %6.1f us\n", t, 1e6 / x - 1e6 / d }'
+done
+for c in 1 8; do
+  printf 'sniffer/pgbouncer per round at -c %d: %s  (median %s)\n' "$c" "${PAIRED[$c]# }" \
+    "$(echo "${PAIRED[$c]}" | median)"
+  printf 'proxy CPU per transaction at -c %d (median): sniffer %s us, pgbouncer %s us\n' "$c" \
+    "$(echo "${CPU[sniffer,$c]}" | median)" "$(echo "${CPU[pgbouncer,$c]}" | median)"
 done
 awk -v s="${TPS[sniffer,8]}" -v b="${TPS[pgbouncer,8]}" -v s1="${TPS[sniffer,1]}" -v d1="${TPS[direct,1]}" \
   'BEGIN {
