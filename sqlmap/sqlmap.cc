@@ -451,26 +451,29 @@ class EqIndex {
     h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
     h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
     h ^= h >> 31;
+    h &= ~kManyBit;  // the top bit tags a slot, see Slot
     return h == 0 ? 1 : h;
   }
 
   EqIndex() { slots_.resize(1024); }
+  ~EqIndex() { FreeSets(); }
+  EqIndex(const EqIndex&) = delete;
+  EqIndex& operator=(const EqIndex&) = delete;
 
   void Insert(uint64_t key, InstanceId id) {
     if ((used_ + 1) * 2 > slots_.size()) Grow();
-    size_t i = Find(key);
-    Slot& s = slots_[i];
+    Slot& s = slots_[Find(key)];
     if (s.key == 0) {
       s.key = key;
-      s.one = id;
+      s.value = id;
       ++used_;
-    } else if (!s.many) {
-      if (s.one == id) return;
-      s.many = std::make_unique<std::unordered_set<InstanceId>>();
-      s.many->insert(s.one);
-      s.many->insert(id);
+    } else if (!IsMany(s)) {
+      if (s.value == id) return;
+      auto* many = new std::unordered_set<InstanceId>{s.value, id};
+      s.value = reinterpret_cast<uintptr_t>(many);
+      s.key |= kManyBit;
     } else {
-      s.many->insert(id);
+      Many(s)->insert(id);
     }
   }
 
@@ -478,16 +481,18 @@ class EqIndex {
     size_t i = Find(key);
     Slot& s = slots_[i];
     if (s.key == 0) return;
-    if (s.many) {
-      s.many->erase(id);
-      if (s.many->size() > 1) return;
-      if (s.many->size() == 1) {
-        s.one = *s.many->begin();
-        s.many.reset();
+    if (IsMany(s)) {
+      auto* many = Many(s);
+      many->erase(id);
+      if (many->size() > 1) return;
+      if (many->size() == 1) {
+        s.value = *many->begin();
+        s.key &= ~kManyBit;
+        delete many;
         return;
       }
-      s.many.reset();
-    } else if (s.one != id) {
+      delete many;
+    } else if (s.value != id) {
       return;
     }
     // Backward-shift deletion keeps probe sequences intact without tombstones.
@@ -500,7 +505,7 @@ class EqIndex {
       size_t home = slots_[j].key & mask;
       bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
       if (movable) {
-        slots_[hole] = std::move(slots_[j]);
+        slots_[hole] = slots_[j];
         hole = j;
       }
     }
@@ -512,30 +517,48 @@ class EqIndex {
   void ForEach(uint64_t key, F&& f) const {
     const Slot& s = slots_[Find(key)];
     if (s.key == 0) return;
-    if (s.many) {
-      for (auto id : *s.many) f(id);
+    if (IsMany(s)) {
+      for (auto id : *Many(s)) f(id);
     } else {
-      f(s.one);
+      f(s.value);
     }
   }
 
   void Clear() {
+    FreeSets();
     slots_.clear();
     slots_.resize(1024);
     used_ = 0;
   }
 
  private:
+  // 16 bytes, so four slots share a cache line and none straddles two: a
+  // probe costs one miss at any table size (24-byte slots straddled lines
+  // and cost a second miss on a third of the probes). A key holding one
+  // instance keeps its id inline; with more, the top bit of `key` is set and
+  // `value` points to the set. Keys never have that bit (Key() clears it).
   struct Slot {
     uint64_t key = 0;  // 0 = empty
-    InstanceId one = 0;
-    std::unique_ptr<std::unordered_set<InstanceId>> many;
+    uint64_t value = 0;
   };
+  static constexpr uint64_t kManyBit = 1ull << 63;
+  static_assert(sizeof(Slot) == 16);
+
+  static bool IsMany(const Slot& s) { return (s.key & kManyBit) != 0; }
+  static std::unordered_set<InstanceId>* Many(const Slot& s) {
+    return reinterpret_cast<std::unordered_set<InstanceId>*>(static_cast<uintptr_t>(s.value));
+  }
+
+  void FreeSets() {
+    for (auto& s : slots_) {
+      if (IsMany(s)) delete Many(s);
+    }
+  }
 
   size_t Find(uint64_t key) const {
     size_t mask = slots_.size() - 1;
     size_t i = key & mask;
-    while (slots_[i].key != 0 && slots_[i].key != key) i = (i + 1) & mask;
+    while (slots_[i].key != 0 && (slots_[i].key & ~kManyBit) != key) i = (i + 1) & mask;
     return i;
   }
 
@@ -544,11 +567,11 @@ class EqIndex {
     slots_.clear();
     slots_.resize(old.size() * 2);
     size_t mask = slots_.size() - 1;
-    for (auto& s : old) {
+    for (const auto& s : old) {
       if (s.key == 0) continue;
       size_t i = s.key & mask;
       while (slots_[i].key != 0) i = (i + 1) & mask;
-      slots_[i] = std::move(s);
+      slots_[i] = s;
     }
   }
 
