@@ -14,6 +14,13 @@ int64_t SystemNowMicros() {
       .count();
 }
 
+void AddTable(std::vector<std::string>* tables, const std::string& t) {
+  if (std::find(tables->begin(), tables->end(), t) == tables->end()) tables->push_back(t);
+}
+bool HasTable(const std::vector<std::string>& tables, const std::string& t) {
+  return std::find(tables.begin(), tables.end(), t) != tables.end();
+}
+
 bool HasUnknown(const Row& row) {
   for (const auto& c : row)
     if (c.state == Cell::State::kUnknown) return true;
@@ -121,8 +128,8 @@ Status ChangeProcessor::Process(const PgOutputMessage& message) {
 Status ChangeProcessor::OnChange(RowChange change) {
   ++txn_.changes;
   const std::string& table = change.rel->table;
-  txn_.tables.insert(table);
-  if (change.kind != RowChange::Kind::kInsert) txn_.tables_not_insert_only.insert(table);
+  AddTable(&txn_.tables, table);
+  if (change.kind != RowChange::Kind::kInsert) AddTable(&txn_.tables_not_insert_only, table);
   Count(&InvalidatorMetrics::changes);
 
   // In-flight requests first (see common/page_registrar.h for why the order matters).
@@ -161,17 +168,35 @@ Status ChangeProcessor::OnChange(RowChange change) {
         source_->CandidatesByValue(table, change.rel->columns[i].name, c.text, &ids);
       }
     }
-    source_->UnindexedInstances(table, &ids);
   }
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  // The table's unindexed instances are candidates for every change to it:
+  // keep them resolved between changes. An id is a hash of the shape and the
+  // values, so a cached instance is the instance the id names; the id list
+  // itself is fetched afresh every time.
+  const UnindexedCache* unindexed = unknown ? nullptr : ResolveUnindexed(table);
 
   uint64_t evaluated = 0;
   // This change's row images in txn_.join_rows, stored on the first join check.
   int64_t join_rows_first = -1, join_rows_end = -1;
-  for (InstanceId id : ids) {
-    if (txn_.affected.count(id)) continue;
-    auto inst = source_->GetInstance(id);
+  const size_t n_indexed = ids.size();
+  const size_t n_total = n_indexed + (unindexed ? unindexed->ids.size() : 0);
+  for (size_t k = 0; k < n_total; ++k) {
+    InstanceId id;
+    std::shared_ptr<const sqlmap::QueryInstance> fetched;
+    const std::shared_ptr<const sqlmap::QueryInstance>* instp;
+    if (k < n_indexed) {
+      id = ids[k];
+      if (txn_.affected.count(id)) continue;
+      fetched = source_->GetInstance(id);
+      instp = &fetched;
+    } else {
+      id = unindexed->ids[k - n_indexed];
+      instp = &unindexed->instances[k - n_indexed];
+      if (txn_.affected.count(id)) continue;
+    }
+    const auto& inst = *instp;
     if (!inst) continue;
     ++evaluated;
     Evaluation ev = EvaluateChange(change, *inst, options_.eval);
@@ -217,6 +242,31 @@ Status ChangeProcessor::OnChange(RowChange change) {
   return Status::OK();
 }
 
+const ChangeProcessor::UnindexedCache* ChangeProcessor::ResolveUnindexed(const std::string& table) {
+  std::vector<InstanceId>& now = scratch_unindexed_;
+  now.clear();
+  source_->UnindexedInstances(table, &now);
+  auto [it, fresh] = unindexed_cache_.try_emplace(table);
+  UnindexedCache& c = it->second;
+  if (!fresh && c.reusable && c.ids == now) return &c;
+  // Changed since the last change to this table: resolve what is new.
+  std::unordered_map<InstanceId, std::shared_ptr<const sqlmap::QueryInstance>> old;
+  for (size_t i = 0; i < c.ids.size(); ++i) old.emplace(c.ids[i], std::move(c.instances[i]));
+  c.ids = now;
+  c.instances.clear();
+  c.instances.reserve(now.size());
+  bool complete = true;
+  for (InstanceId id : now) {
+    auto o = old.find(id);
+    c.instances.push_back(o != old.end() && o->second ? o->second : source_->GetInstance(id));
+    complete = complete && c.instances.back() != nullptr;
+  }
+  // One that vanished between the two lookups may come back under the same
+  // id with the list looking unchanged: never reuse a miss.
+  c.reusable = complete;
+  return &c;
+}
+
 Status ChangeProcessor::OnTruncate(const TruncateMessage& m) {
   for (uint32_t relid : m.relids) {
     auto rel = relations_.Get(relid);
@@ -226,8 +276,8 @@ Status ChangeProcessor::OnTruncate(const TruncateMessage& m) {
       txn_.eject_all_reason = "TRUNCATE of unknown relation " + std::to_string(relid);
       continue;
     }
-    txn_.tables.insert(rel->table);
-    txn_.tables_not_insert_only.insert(rel->table);
+    AddTable(&txn_.tables, rel->table);
+    AddTable(&txn_.tables_not_insert_only, rel->table);
     size_t tainted =
         source_->TaintMatching(rel->table, [](const sqlmap::QueryInstance&) { return true; });
     if (tainted) Count(&InvalidatorMetrics::tainted_requests, tainted);
@@ -398,7 +448,7 @@ void ChangeProcessor::SettleJoins(const CommitMessage& m, Lsn hold_at) {
     // order and its lines) still poll precisely.
     bool conservative = false;
     for (size_t u = 0; u < tmpl.tables.size() && !conservative; ++u) {
-      if (!txn_.tables_not_insert_only.count(tmpl.tables[u].table)) continue;
+      if (!HasTable(txn_.tables_not_insert_only, tmpl.tables[u].table)) continue;
       conservative = std::any_of(pj.checks.begin(), pj.checks.end(),
                                  [u](const JoinCheck& c) { return c.first != int(u); });
     }
@@ -493,7 +543,7 @@ Status ChangeProcessor::OnCommit(const CommitMessage& m) {
   for (const auto& g : guards_) {
     if (m.commit_lsn >= g.until) continue;
     for (const auto& t : g.tables) {
-      if (txn.tables.count(t)) {
+      if (HasTable(txn.tables, t)) {
         if (txn.affected.insert(g.id).second) Count(&InvalidatorMetrics::poll_guard_ejections);
         break;
       }

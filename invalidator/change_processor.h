@@ -116,11 +116,11 @@ class ChangeProcessor {
     Lsn final_lsn = 0;
     int64_t commit_time = 0;
     std::unordered_set<InstanceId> affected;
-    std::unordered_set<std::string> tables;
+    std::vector<std::string> tables;  // few per transaction: a scan beats hashing
     // Tables where this transaction updated, deleted or truncated rows. A
     // join poll runs after the commit; rows this transaction only inserted are
     // all visible to it, so only these can hide a pre-commit partner.
-    std::unordered_set<std::string> tables_not_insert_only;
+    std::vector<std::string> tables_not_insert_only;
     std::vector<JoinRow> join_rows;
     std::vector<PendingJoin> joins;
     std::unordered_map<InstanceId, size_t> join_index;  // instance → its entry in `joins`
@@ -136,6 +136,14 @@ class ChangeProcessor {
     Lsn until;
     Lsn hold_at;  // confirmable position before the transaction that polled
   };
+
+  // A table's unindexed instances, resolved (see OnChange).
+  struct UnindexedCache {
+    std::vector<InstanceId> ids;
+    std::vector<std::shared_ptr<const sqlmap::QueryInstance>> instances;
+    bool reusable = false;  // every id resolved
+  };
+  const UnindexedCache* ResolveUnindexed(const std::string& table);
 
   Status OnChange(RowChange change);
   Status OnTruncate(const TruncateMessage& m);
@@ -162,6 +170,8 @@ class ChangeProcessor {
   int64_t last_persist_us_ = 0;
   int64_t last_commit_unix_us_ = 0;
   std::vector<InstanceId> scratch_ids_;
+  std::vector<InstanceId> scratch_unindexed_;
+  std::unordered_map<std::string, UnindexedCache> unindexed_cache_;
   std::vector<int> scratch_cols_;
   std::vector<std::string> scratch_names_;
 

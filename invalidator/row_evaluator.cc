@@ -11,6 +11,13 @@ using sqlmap::CompareOp;
 using sqlmap::Predicate;
 
 int Relation::Find(std::string_view name) const {
+  // Called for every comparison of every candidate: a scan of a typical
+  // table's few column names beats hashing a temporary string.
+  if (columns.size() <= 24) {
+    for (size_t i = 0; i < columns.size(); ++i)
+      if (columns[i].name == name) return static_cast<int>(i);
+    return -1;
+  }
   auto it = by_name.find(std::string(name));
   return it == by_name.end() ? -1 : it->second;
 }

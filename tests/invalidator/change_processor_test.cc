@@ -235,6 +235,20 @@ TEST_F(Processor, PollFailureEjectsConservatively) {
   EXPECT_EQ(proc_->Metrics().poll_errors, 1u);
 }
 
+TEST_F(Processor, UnindexedInstancesRegisteredBetweenChangesAreEvaluated) {
+  auto by_price = Single("public.item", Cmp("price", CompareOp::kBetween, 0, 1), {"price"});
+  source_.AddPage("/cheap", {Inst(by_price, {"0", "5"})});
+  ASSERT_TRUE(Txn(100, {Item("A", "P")}).ok());  // price 1.00
+  EXPECT_TRUE(ejector_.Ejected("/cheap"));
+  ejector_.Reset();
+  // A second unindexed instance appears, and the first comes back after its ejection.
+  source_.AddPage("/mid", {Inst(by_price, {"0.5", "2"})});
+  source_.AddPage("/cheap", {Inst(by_price, {"0", "5"})});
+  ASSERT_TRUE(Txn(200, {Item("B", "P")}).ok());
+  EXPECT_TRUE(ejector_.Ejected("/cheap"));
+  EXPECT_TRUE(ejector_.Ejected("/mid"));
+}
+
 TEST_F(Processor, ChangeToAnUnknownRelationEjectsEverything) {
   source_.AddPage("/item/A", {Inst(item_by_id_, {"A"})});
   ASSERT_TRUE(Txn(100, {InsertMessage{99, {{T("x")}}}}).ok());
