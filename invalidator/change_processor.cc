@@ -41,9 +41,19 @@ ChangeProcessor::ChangeProcessor(DependencySource* source, Ejector* ejector, Joi
   metrics_.applied_lsn = applied_;
 }
 
+// Counts are gathered without the lock and published once per message (or
+// when the buffer fills): Metrics() lags by at most the message in progress.
 void ChangeProcessor::Count(uint64_t InvalidatorMetrics::*field, uint64_t n) {
+  if (unpublished_n_ == unpublished_.size()) Publish();
+  unpublished_[unpublished_n_++] = {field, n};
+}
+
+void ChangeProcessor::Publish() {
+  if (unpublished_n_ == 0) return;
   std::lock_guard lock(mu_);
-  metrics_.*field += n;
+  for (size_t i = 0; i < unpublished_n_; ++i)
+    metrics_.*unpublished_[i].first += unpublished_[i].second;
+  unpublished_n_ = 0;
 }
 
 InvalidatorMetrics ChangeProcessor::Metrics() const {
@@ -76,6 +86,12 @@ void ChangeProcessor::OnWalEnd(Lsn wal_end) {
 }
 
 Status ChangeProcessor::Process(const PgOutputMessage& message) {
+  Status s = ProcessMessage(message);
+  Publish();
+  return s;
+}
+
+Status ChangeProcessor::ProcessMessage(const PgOutputMessage& message) {
   return std::visit(
       [this](const auto& m) -> Status {
         using T = std::decay_t<decltype(m)>;
@@ -522,11 +538,13 @@ Status ChangeProcessor::EjectEverything(const std::string& reason) {
   Status s = ejector_->EjectAll();
   if (!s.ok()) {
     Count(&InvalidatorMetrics::eject_failures);
+    Publish();
     return Status::TryAgain("EjectAll not confirmed: " + s.ToString());
   }
   if (Status c = source_->Clear(); !c.ok())
     log::Warn("invalidator", "map Clear failed", {{"error", c.ToString()}});
   guards_.clear();
+  Publish();
   return Status::OK();
 }
 
@@ -554,32 +572,34 @@ Status ChangeProcessor::OnCommit(const CommitMessage& m) {
   SettleJoins(m, hold_at);
   std::swap(txn_, txn);
 
+  std::vector<std::string>& keys = scratch_keys_;
+  keys.clear();
   if (txn.eject_all) {
     if (Status s = EjectEverything(txn.eject_all_reason); !s.ok()) return s;
   } else {
-    std::vector<std::string> keys;
     for (InstanceId id : txn.affected) source_->KeysOfInstance(id, &keys);
     size_t direct = keys.size();
     for (size_t i = 0; i < direct; ++i) {
-      std::string key = keys[i];  // ParentsOf appends to `keys`
-      source_->ParentsOf(key, &keys);
+      scratch_key_ = keys[i];  // ParentsOf appends to `keys`
+      source_->ParentsOf(scratch_key_, &keys);
     }
     if (Status s = EjectKeys(&keys); !s.ok()) {
       // The transaction will be replayed: its provisional answers go with it.
       guards_.resize(guards_before);
       return s;
     }
-    if (!keys.empty()) {
-      std::lock_guard lock(mu_);
-      metrics_.latency.Record(now_() - PgTimeToUnixMicros(m.commit_time));
-    }
   }
   applied_ = m.end_lsn;
   std::erase_if(guards_, [&m](const Guard& g) { return g.until <= m.end_lsn; });
   last_commit_unix_us_ = PgTimeToUnixMicros(m.commit_time);
+  Count(&InvalidatorMetrics::transactions);
   {
     std::lock_guard lock(mu_);
-    ++metrics_.transactions;
+    if (!txn.eject_all && !keys.empty())
+      metrics_.latency.Record(now_() - PgTimeToUnixMicros(m.commit_time));
+    for (size_t i = 0; i < unpublished_n_; ++i)
+      metrics_.*unpublished_[i].first += unpublished_[i].second;
+    unpublished_n_ = 0;
   }
   if (options_.persist_interval_seconds <= 0 ||
       now_() - last_persist_us_ >= options_.persist_interval_seconds * 1e6)

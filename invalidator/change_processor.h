@@ -15,6 +15,7 @@
 // Thread-safety: Process/OnWalEnd/ResetStream from one thread; Metrics() from any.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -156,6 +157,8 @@ class ChangeProcessor {
                  const std::function<bool()>& budget_spent);
   Status EjectKeys(std::vector<std::string>* keys);
   void Count(uint64_t InvalidatorMetrics::*field, uint64_t n = 1);
+  void Publish();
+  Status ProcessMessage(const PgOutputMessage& message);
 
   DependencySource* source_;
   Ejector* ejector_;
@@ -171,6 +174,10 @@ class ChangeProcessor {
   int64_t last_commit_unix_us_ = 0;
   std::vector<InstanceId> scratch_ids_;
   std::vector<InstanceId> scratch_unindexed_;
+  std::vector<std::string> scratch_keys_;
+  std::string scratch_key_;
+  std::array<std::pair<uint64_t InvalidatorMetrics::*, uint64_t>, 16> unpublished_{};
+  size_t unpublished_n_ = 0;
   std::unordered_map<std::string, UnindexedCache> unindexed_cache_;
   std::vector<int> scratch_cols_;
   std::vector<std::string> scratch_names_;
