@@ -117,6 +117,34 @@ TEST_F(SnifferPgBench, ConnectionChurnAndManyConcurrentClients) {
   EXPECT_GE(proxy_->stats().connections_accepted, 400u + 48u);
 }
 
+TEST_F(SnifferPgBench, TwoRelayThreadsServeConcurrentClients) {
+  proxy_->Stop();
+  SnifferOptions o;
+  o.threads = 2;
+  proxy_ = StartProxy(&sink_, o);
+  ASSERT_TRUE(proxy_);
+  Run("-M prepared -c 6 -j 2 -t 100", 600);
+  Run("-M extended -C -c 4 -j 2 -t 25", 100);
+  EXPECT_TRUE(WaitFor([&] { return proxy_->stats().connections_active == 0; }));
+  EXPECT_GE(proxy_->stats().connections_accepted, 6u + 100u);
+}
+
+// A client slower than the server: psql streams COPY data to its stdout, a
+// pipe drained only after a pause, so it stops reading the socket while the
+// server keeps sending; the sniffer must hold the server side back
+// (backpressure) and still deliver every byte.
+TEST_F(SnifferClients, SlowReaderGetsTheWholeLargeResult) {
+  const std::string query =
+      "-c \"COPY (SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, 20000) g) TO "
+      "STDOUT\"";
+  auto via = RunShell("psql -X \"" + Proxy() + "\" " + query + " | (sleep 0.3; md5sum)");
+  auto direct = RunShell("psql -X \"" + Direct() + "\" " + query + " | md5sum");
+  ASSERT_EQ(via.exit_code, 0) << via.output;
+  ASSERT_EQ(direct.exit_code, 0) << direct.output;
+  EXPECT_EQ(via.output, direct.output);
+  EXPECT_GT(proxy_->stats().bytes_server_to_client, 20000u * 960u);
+}
+
 TEST_F(SnifferClients, CopyInAndOutPassThrough) {
   auto conn = pg::Connect(Proxy());
   ASSERT_TRUE(conn.ok()) << conn.status().ToString();
