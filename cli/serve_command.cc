@@ -8,14 +8,21 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "cli/commands.h"
 #include "common/log.h"
+#include "common/pg.h"
 #include "config/config_loader.h"
 #include "differentiator/rules_reloader.h"
 #include "edgecache/edge_server.h"
@@ -46,9 +53,86 @@ void Metric(std::string& out, const char* name, const char* type, const char* he
   out += "\n";
 }
 
+// Where the invalidator will resume, read from its slot before it starts, so
+// that the edge's disk tier keeps only records whose later changes will be
+// replayed. A missing slot will be created (and everything ejected), so the
+// tier must be discarded; an unreadable one is unknown, which discards too.
+edge::EdgeResumePoint ReadResumePoint(const std::string& conninfo, const std::string& slot) {
+  edge::EdgeResumePoint rp;
+  auto conn = pg::Connect(conninfo);
+  if (!conn.ok()) {
+    log::Warn("serve", "cannot read the replication slot's position; the disk tier is discarded",
+              {{"error", conn.status().ToString()}});
+    return rp;
+  }
+  auto r = pg::ExecParams(conn->get(),
+                          "SELECT confirmed_flush_lsn - '0/0'::pg_lsn FROM pg_replication_slots "
+                          "WHERE slot_name = $1 AND confirmed_flush_lsn IS NOT NULL",
+                          {slot.c_str()});
+  if (!r.ok()) {
+    log::Warn("serve", "cannot read the replication slot's position; the disk tier is discarded",
+              {{"error", r.status().ToString()}});
+    return rp;
+  }
+  rp.known = true;
+  if (PQntuples(r->get()) == 0) {
+    rp.slot_recreated = true;
+    return rp;
+  }
+  rp.position = std::strtoull(PQgetvalue(r->get(), 0, 0), nullptr, 10);
+  return rp;
+}
+
+// Publishes the invalidator's applied position (every change at or before it
+// has been ejected) for the edge's disk tier, which reads it on its hit path
+// and so must see only an atomic. Sampling lags the truth, which only makes
+// stamps older (more records discarded at a restart), never younger.
+class AppliedLsnSampler {
+ public:
+  explicit AppliedLsnSampler(const std::atomic<invalidator::Invalidator*>* live) : live_(live) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~AppliedLsnSampler() { Stop(); }
+  // Ends sampling (before the invalidator goes away); Get() keeps answering.
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::optional<uint64_t> Get() const {
+    uint64_t v = lsn_.load(std::memory_order_acquire);
+    if (v == 0) return std::nullopt;
+    return v;
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      if (auto* inv = live_->load()) {
+        uint64_t applied = inv->GetMetrics().applied_lsn;
+        if (applied > lsn_.load(std::memory_order_relaxed))
+          lsn_.store(applied, std::memory_order_release);
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return stop_; });
+    }
+  }
+
+  const std::atomic<invalidator::Invalidator*>* live_;
+  std::atomic<uint64_t> lsn_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // The other parts' metrics, appended to the edge's /metrics.
 std::string ServeMetrics(const invalidator::Invalidator* inv, const Sniffer& sniffer,
-                         const sqlmap::InFlightRegistry& registry, const sqlmap::SqlMap& map) {
+                         const sqlmap::InFlightRegistry& registry, const sqlmap::SqlMap& map,
+                         const AppliedLsnSampler* ejected_through) {
   std::string out;
   SnifferStats s = sniffer.stats();
   Metric(out, "cacheportal_sniffer_connections_active", "gauge", "Client connections open.",
@@ -72,7 +156,19 @@ std::string ServeMetrics(const invalidator::Invalidator* inv, const Sniffer& sni
          static_cast<double>(m.pages));
   Metric(out, "cacheportal_map_instances", "gauge", "Query instances registered in the map.",
          static_cast<double>(m.instances));
-  if (inv) out += inv->GetMetrics().ToPrometheus();
+  if (inv) {
+    invalidator::InvalidatorMetrics m = inv->GetMetrics();
+    out += m.ToPrometheus();
+    Metric(out, "cacheportal_invalidator_applied_lsn", "gauge",
+           "Replication position through which every change has been ejected.",
+           static_cast<double>(m.applied_lsn));
+    Metric(out, "cacheportal_invalidator_confirmed_lsn", "gauge",
+           "Last flush position confirmed to the server.", static_cast<double>(m.confirmed_lsn));
+  }
+  if (ejected_through)
+    Metric(out, "cacheportal_edge_disk_stamp_lsn", "gauge",
+           "Position the edge's disk tier stamps new records with (0 = none yet).",
+           static_cast<double>(ejected_through->Get().value_or(0)));
   return out;
 }
 
@@ -179,8 +275,21 @@ int RunServeCommand(int argc, char** argv) {
   // The invalidator starts after the edge; the edge stops before it goes.
   std::atomic<invalidator::Invalidator*> live_invalidator{nullptr};
   Sniffer* live_sniffer = sniffer->get();
-  edge_deps.extra_metrics = [&live_invalidator, live_sniffer, &registry, &map] {
-    return ServeMetrics(live_invalidator.load(), *live_sniffer, registry, *map);
+  std::shared_ptr<AppliedLsnSampler> applied_lsn;
+  if (!c.edge.disk_tier_path.empty()) {
+    if (!c.sqlmap.sync_writes)
+      log::Warn("serve",
+                "edge.disk_tier_path is set without sqlmap.sync_writes: a process crash keeps "
+                "both consistent, but after an operating-system crash a kept page could have "
+                "lost its map entry; set sqlmap.sync_writes: true for that case");
+    std::string conninfo = c.common.database, slot = c.invalidator.slot_name;
+    edge_deps.resume_point = [conninfo, slot] { return ReadResumePoint(conninfo, slot); };
+    applied_lsn = std::make_shared<AppliedLsnSampler>(&live_invalidator);
+    edge_deps.ejected_through = [sampler = applied_lsn] { return sampler->Get(); };
+  }
+  edge_deps.extra_metrics = [&live_invalidator, live_sniffer, &registry, &map,
+                             sampler = applied_lsn] {
+    return ServeMetrics(live_invalidator.load(), *live_sniffer, registry, *map, sampler.get());
   };
   auto edge = edge::EdgeServer::Start(c.edge, std::move(edge_deps));
   if (!edge.ok()) {
@@ -218,6 +327,7 @@ int RunServeCommand(int argc, char** argv) {
   // The edge first: no new fills. Then the sniffer, then the invalidator,
   // whose last status update confirms only what was ejected.
   (*edge)->Stop();
+  if (applied_lsn) applied_lsn->Stop();
   (*sniffer)->Stop();
   (*inv)->Stop();
   log::Info("serve", "stopped");

@@ -82,6 +82,17 @@ Result<pg::ConnPtr> ConnectReplication(const std::string& conninfo) {
   return c;
 }
 
+// Whether a walsender idling at `wal_end` has sent everything below
+// `target`. An idle walsender stops at the end of the last record; when that
+// record filled its page, the next insert position lies one page header
+// further (24 bytes, or 40 at a segment start), with nothing in between.
+bool ReachedTarget(Lsn wal_end, Lsn target) {
+  constexpr Lsn kPage = 8192, kLongPageHeader = 40;
+  if (wal_end >= target) return true;
+  Lsn page_start = target - target % kPage;
+  return target % kPage <= kLongPageHeader && wal_end >= page_start;
+}
+
 }  // namespace
 
 struct Invalidator::Impl {
@@ -383,6 +394,15 @@ struct Invalidator::Impl {
     auto xlogpos = ParseLsn(Value(*id, 0, 2));
     if (!xlogpos.ok()) return xlogpos.status();
     catch_up_target = *xlogpos;
+    // IDENTIFY_SYSTEM reports the flushed position. With synchronous_commit
+    // off a commit returns before its WAL is flushed, so a change committed
+    // just before this start would lie beyond it and the edge would be
+    // vouched for before that change was seen. Catch up to the insert
+    // position instead: everything committed before now lies below it.
+    if (auto ins = pg::Exec(repl.get(), "SELECT pg_current_wal_insert_lsn()"); ins.ok()) {
+      if (auto insert_lsn = ParseLsn(Value(*ins, 0, 0)); insert_lsn.ok())
+        catch_up_target = std::max(catch_up_target, *insert_lsn);
+    }
     if (Status s = EnsureSlot(repl.get()); !s.ok()) return s;
     first_connect = false;
     if (processor->ConfirmableLsn() > *xlogpos) {
@@ -506,7 +526,7 @@ struct Invalidator::Impl {
       if (!caught_up && !processor->in_transaction()) {
         stable_keepalives = cm.keepalive.wal_end == last_keepalive_end ? stable_keepalives + 1 : 0;
         last_keepalive_end = cm.keepalive.wal_end;
-        if (stable_keepalives >= 3 && catch_up_target - cm.keepalive.wal_end < 8192)
+        if (stable_keepalives >= 3 && ReachedTarget(cm.keepalive.wal_end, catch_up_target))
           caught_up = true;
       }
       if (!processor->in_transaction()) {

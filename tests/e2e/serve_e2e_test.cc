@@ -15,6 +15,7 @@
 #include "tests/support/child_process.h"
 #include "tests/support/http_client.h"
 #include "tests/support/pg_test_db.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_env.h"
 
 namespace cacheportal {
@@ -24,80 +25,94 @@ using testing::ChildProcess;
 using testing::HttpGet;
 using testing::HttpResponse;
 
+std::string Bin(const std::string& rel) { return std::string(testing::kBuildDir) + "/" + rel; }
+
+// One whole system: a fresh database loaded at scale 1, `cacheportal serve`
+// and the store behind it. `edge_extra` is appended to the config's edge
+// section (e.g. the disk tier).
 struct Stack {
   std::unique_ptr<testing::TestDatabase> db;
-  std::string dir;
+  std::string dir, config;
   uint16_t edge = 0, admin = 0, sniffer = 0, store = 0;
   std::unique_ptr<ChildProcess> serve, store_proc;
+
+  void Start(const std::string& edge_extra = "") {
+    auto created = testing::TestDatabase::Create();
+    ASSERT_TRUE(created.ok()) << created.status().ToString();
+    db = std::make_unique<testing::TestDatabase>(std::move(*created));
+    char tmpl[] = "/tmp/cp-e2e-XXXXXX";
+    dir = mkdtemp(tmpl);
+    {
+      auto load = ChildProcess::Spawn({Bin("sample-app/cacheportal-store"), "load", "--scale", "1",
+                                       "--database", db->Conninfo()},
+                                      dir + "/load.log");
+      ASSERT_TRUE(load.ok());
+      ASSERT_EQ(load->Wait(120000), 0) << load->Log();
+    }
+    edge = testing::PickFreePort();
+    admin = testing::PickFreePort();
+    sniffer = testing::PickFreePort();
+    store = testing::PickFreePort();
+    config = dir + "/cacheportal.yaml";
+    {
+      std::ofstream out(config);
+      out << "common:\n  log_level: info\n  database: \"" << db->Conninfo() << "\"\n"
+          << "sniffer:\n  listen_port: " << sniffer << "\n  upstream_port: " << testing::kTestPgPort
+          << "\n"
+          << "sqlmap:\n  path: " << dir << "/sqlmap\n"
+          << "invalidator:\n  slot_name: " << db->name() << "\n  publication_name: " << db->name()
+          << "\n"
+          << "edge:\n  listen_port: " << edge << "\n  admin_port: " << admin
+          << "\n  admin_token: e2e-token\n  origin_port: " << store
+          << "\n  rules_file: " << testing::kSourceDir << "/config/rules.yaml\n"
+          << edge_extra << "store:\n  listen_port: " << store << "\n";
+    }
+    StartServe();
+    std::string via_sniffer = "host=127.0.0.1 port=" + std::to_string(sniffer) +
+                              " user=postgres sslmode=disable dbname=" + db->name();
+    auto started = ChildProcess::Spawn({Bin("sample-app/cacheportal-store"), "serve", "--config",
+                                        config, "--database", via_sniffer},
+                                       dir + "/store.log");
+    ASSERT_TRUE(started.ok());
+    store_proc = std::make_unique<ChildProcess>(std::move(*started));
+    ASSERT_TRUE(testing::WaitForPort(store, 30000)) << store_proc->Log();
+  }
+
+  void StartServe() {
+    auto started = ChildProcess::Spawn({Bin("cli/cacheportal"), "serve", "--config", config},
+                                       dir + "/serve-" + std::to_string(++serve_starts) + ".log");
+    ASSERT_TRUE(started.ok());
+    serve = std::make_unique<ChildProcess>(std::move(*started));
+    ASSERT_TRUE(testing::WaitForPort(sniffer, 30000)) << serve->Log();
+    ASSERT_TRUE(testing::WaitForPort(edge, 30000)) << serve->Log();
+  }
+
+  // SIGTERM and a clean exit (the edge's disk tier writes its clean marker).
+  void StopServe() {
+    if (!serve) return;
+    serve->Signal(SIGTERM);
+    EXPECT_EQ(serve->Wait(30000), 0) << "serve did not stop cleanly on SIGTERM:\n" << serve->Log();
+    serve.reset();
+  }
+
+  ~Stack() {
+    store_proc.reset();
+    StopServe();
+  }
+
+  int serve_starts = 0;
 };
 
 Stack* g_stack = nullptr;
 
-std::string Bin(const std::string& rel) { return std::string(testing::kBuildDir) + "/" + rel; }
-
 class E2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto db = testing::TestDatabase::Create();
-    ASSERT_TRUE(db.ok()) << db.status().ToString();
     g_stack = new Stack;
-    Stack& s = *g_stack;
-    s.db = std::make_unique<testing::TestDatabase>(std::move(*db));
-    char tmpl[] = "/tmp/cp-e2e-XXXXXX";
-    s.dir = mkdtemp(tmpl);
-
-    {
-      auto load = ChildProcess::Spawn({Bin("sample-app/cacheportal-store"), "load", "--scale", "1",
-                                       "--database", s.db->Conninfo()},
-                                      s.dir + "/load.log");
-      ASSERT_TRUE(load.ok());
-      ASSERT_EQ(load->Wait(120000), 0) << load->Log();
-    }
-
-    s.edge = testing::PickFreePort();
-    s.admin = testing::PickFreePort();
-    s.sniffer = testing::PickFreePort();
-    s.store = testing::PickFreePort();
-    std::string config = s.dir + "/cacheportal.yaml";
-    {
-      std::ofstream out(config);
-      out << "common:\n  log_level: info\n  database: \"" << s.db->Conninfo() << "\"\n"
-          << "sniffer:\n  listen_port: " << s.sniffer
-          << "\n  upstream_port: " << testing::kTestPgPort << "\n"
-          << "sqlmap:\n  path: " << s.dir << "/sqlmap\n"
-          << "invalidator:\n  slot_name: " << s.db->name()
-          << "\n  publication_name: " << s.db->name() << "\n"
-          << "edge:\n  listen_port: " << s.edge << "\n  admin_port: " << s.admin
-          << "\n  admin_token: e2e-token\n  origin_port: " << s.store
-          << "\n  rules_file: " << testing::kSourceDir << "/config/rules.yaml\n"
-          << "store:\n  listen_port: " << s.store << "\n";
-    }
-    auto serve = ChildProcess::Spawn({Bin("cli/cacheportal"), "serve", "--config", config},
-                                     s.dir + "/serve.log");
-    ASSERT_TRUE(serve.ok());
-    s.serve = std::make_unique<ChildProcess>(std::move(*serve));
-    ASSERT_TRUE(testing::WaitForPort(s.sniffer, 30000)) << s.serve->Log();
-    ASSERT_TRUE(testing::WaitForPort(s.edge, 30000)) << s.serve->Log();
-
-    std::string via_sniffer = "host=127.0.0.1 port=" + std::to_string(s.sniffer) +
-                              " user=postgres sslmode=disable dbname=" + s.db->name();
-    auto store = ChildProcess::Spawn({Bin("sample-app/cacheportal-store"), "serve", "--config",
-                                      config, "--database", via_sniffer},
-                                     s.dir + "/store.log");
-    ASSERT_TRUE(store.ok());
-    s.store_proc = std::make_unique<ChildProcess>(std::move(*store));
-    ASSERT_TRUE(testing::WaitForPort(s.store, 30000)) << s.store_proc->Log();
+    g_stack->Start();
   }
 
   static void TearDownTestSuite() {
-    if (!g_stack) return;
-    g_stack->store_proc.reset();
-    if (g_stack->serve) {
-      g_stack->serve->Signal(SIGTERM);
-      EXPECT_EQ(g_stack->serve->Wait(30000), 0) << "serve did not stop cleanly on SIGTERM:\n"
-                                                << g_stack->serve->Log();
-    }
-    g_stack->serve.reset();
     delete g_stack;
     g_stack = nullptr;
   }
@@ -325,6 +340,91 @@ TEST_F(E2E, MetricsCoverEveryPartAndNeedTheToken) {
        {"cacheportal_edge_hits_total", "cacheportal_sniffer_statements_registered_total",
         "cacheportal_registry_stored_total", "cacheportal_map_pages", "cacheportal_invalidator_"})
     EXPECT_NE(m->body.find(name), std::string::npos) << name;
+}
+
+double MetricValue(uint16_t admin, const std::string& name) {
+  auto m = HttpGet(admin, "/metrics", {{"Authorization", "Bearer e2e-token"}});
+  EXPECT_TRUE(m.ok());
+  if (!m.ok()) return -1;
+  size_t at = m->body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::atof(m->body.c_str() + at + 1 + name.size() + 1);
+}
+
+// The edge's disk tier across a restart of `cacheportal serve`: a page that
+// did not change is a hit from disk at once, and a page changed with SQL while
+// CachePortal was down is never served from the old copy — the invalidator
+// replays the change from its slot before the edge is vouched for.
+TEST(E2EWarmRestart, DiskTierKeepsUnchangedPagesAndNeverServesOneChangedWhileDown) {
+  testing::TempDir disk("cp-e2e-disk-");
+  Stack s;
+  ASSERT_NO_FATAL_FAILURE(s.Start("  disk_tier_path: " + (disk.root() / "tier").string() + "\n"));
+  auto get = [&](const std::string& target) {
+    auto r = HttpGet(s.edge, target);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : HttpResponse{};
+  };
+  auto until_hit = [&](const std::string& target) {
+    HttpResponse r;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      r = get(target);
+      if (r.Header("X-Cache") == "HIT") return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << target << " never became a HIT:\n" << (s.serve ? s.serve->Log() : "");
+    return r;
+  };
+  HttpResponse changed_before = until_hit("/item/EST-2");
+  HttpResponse kept_before = until_hit("/item/EST-3");
+  ASSERT_EQ(changed_before.body.find("876.54"), std::string::npos);
+
+  // A live site's invalidator has applied changes before any restart (with
+  // no position at all the restart must eject everything): apply one.
+  {
+    auto conn = s.db->Connect();
+    ASSERT_TRUE(
+        pg::Exec(conn.get(), "UPDATE item_details SET listprice = 11.11 WHERE itemid = 'EST-7'")
+            .ok());
+  }
+  auto stamped = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (MetricValue(s.admin, "cacheportal_edge_disk_stamp_lsn") <= 0 &&
+         std::chrono::steady_clock::now() < stamped)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GT(MetricValue(s.admin, "cacheportal_edge_disk_stamp_lsn"), 0) << s.serve->Log();
+
+  s.StopServe();
+  {
+    auto conn = s.db->Connect();
+    ASSERT_TRUE(
+        pg::Exec(conn.get(), "UPDATE item_details SET listprice = 876.54 WHERE itemid = 'EST-2'")
+            .ok());
+  }
+  ASSERT_NO_FATAL_FAILURE(s.StartServe());
+
+  // Every answer for the changed page, from the first on, is the new one
+  // (or an error while the store's pool heals): never the copy on disk.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  HttpResponse changed_after;
+  while (std::chrono::steady_clock::now() < deadline) {
+    changed_after = get("/item/EST-2");
+    if (changed_after.status == 200) {
+      ASSERT_NE(changed_after.body.find("876.54"), std::string::npos)
+          << "served the page as it was before the change (X-Cache "
+          << changed_after.Header("X-Cache") << ")";
+      if (changed_after.Header("X-Cache") == "HIT") break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(changed_after.Header("X-Cache"), "HIT");
+
+  // The unchanged page comes back from the disk tier, byte for byte.
+  HttpResponse kept_after = until_hit("/item/EST-3");
+  EXPECT_EQ(kept_after.body, kept_before.body);
+  EXPECT_GE(
+      MetricValue(s.admin, "cacheportal_edge_stage_total{stage=\"lookup\",outcome=\"disk_hit\"}"),
+      1)
+      << s.serve->Log();
 }
 
 }  // namespace
