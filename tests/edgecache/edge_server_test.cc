@@ -812,6 +812,9 @@ TEST(EdgeServer, BadFramingGets400AndNeverReachesTheOrigin) {
       "POST /pass/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
       "GET /x HTTP/1.1\r\nHost a\r\n\r\n",
       "GET /x HTTP/1.1\r\nHo st: a\r\n\r\n",
+      // Both framings at once: a smuggling attempt.
+      "POST /pass/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: "
+      "chunked\r\n\r\n0\r\n\r\n",
   };
   for (const auto& req : bad) {
     std::string out = testing::RawExchange(f.edge->port(), req);
