@@ -196,6 +196,36 @@ TEST(EdgeDiskTier, EvictedFromMemoryIsServedFromDiskAndBansReachTheDisk) {
   EXPECT_EQ(e.Get("/x/2").Header("x-cache"), "MISS");
 }
 
+TEST(EdgeDiskTier, EsiTemplatesSurviveAWarmRestartAndAreAssembledFromTheirFragments) {
+  cacheportal::testing::TempDir dir("cp-edge-disk-");
+  const std::string path = (dir.root() / "tier").string();
+  TinyOrigin origin([](const OriginRequest& r) {
+    OriginResponse res;
+    if (r.Path() == "/page") {
+      res.body = "<p><esi:include src=\"/frag/a\"/>|<esi:include src=\"/frag/b\"/></p>";
+      res.headers = {{"Surrogate-Control", "content=\"ESI/1.0\""}};
+    } else {
+      res.body = r.Path().substr(6);
+    }
+    return res;
+  });
+  Replication repl;
+  {
+    DiskEdge e(origin.port(), path, &repl, At(0));
+    auto first = e.Get("/page");
+    EXPECT_EQ(first.body, "<p>a|b</p>");
+    EXPECT_EQ(e.edge->Metrics().disk_objects, 3u);  // the template and both fragments
+  }
+  DiskEdge e(origin.port(), path, &repl, At(100));
+  auto page = e.Get("/page");
+  EXPECT_EQ(page.Header("x-cache"), "HIT");
+  EXPECT_EQ(page.body, "<p>a|b</p>");
+  EXPECT_EQ(origin.Count("/page"), 1);
+  EXPECT_EQ(origin.Count("/frag/a"), 1);
+  EXPECT_EQ(origin.Count("/frag/b"), 1);
+  EXPECT_EQ(e.edge->Metrics().disk_hits, 3u);
+}
+
 TEST(EdgeDiskTier, RecordsRoundTripAndCorruptionIsRejected) {
   CachedObject o;
   o.status = 200;
