@@ -140,7 +140,8 @@ NICE=()
 "${NICE[@]}" "$NGINX" -c "$TMP/proxy.conf" -p "$TMP"
 "${NICE[@]}" "$VARNISHD" -F -j none -n "$TMP/varnish" -a "127.0.0.1:$VARNISH_PORT" -b "127.0.0.1:$ORIGIN_PORT" \
   -s malloc,2g -p default_ttl=3600 >"$TMP/logs/varnish.out" 2>&1 &
-PIDS+=($!)
+VARNISH_PID=$!
+PIDS+=($VARNISH_PID)
 "${NICE[@]}" "$EDGE_BIN" --config "$TMP/edge.yaml" --rules "$TMP/rules.yaml" --ttl-only \
   --threads "$EDGE_THREADS" \
   --listen "127.0.0.1:$EDGE_PORT" --admin "127.0.0.1:$EDGE_ADMIN_PORT" \
@@ -187,23 +188,44 @@ to_ms() {  # "1.23ms" | "870.00us" | "1.02s" -> milliseconds
     if (u == "us") n = n / 1000; else if (u == "s") n = n * 1000; else if (u == "m") n = n * 60000;
     printf "%.3f", n }'
 }
-declare -A RPS P99
-run_wrk() {  # name port page
-  local out
+# CPU time (user+system, clock ticks) of a process and all its descendants:
+# CPU per request is far less sensitive to a busy machine than req/s or p99.
+tree_ticks() {
+  local pids=("$1") i=0 total=0 p
+  while [ $i -lt ${#pids[@]} ]; do
+    for p in $(ps -o pid= --ppid "${pids[$i]}" 2>/dev/null); do pids+=("$p"); done
+    i=$((i + 1))
+  done
+  for p in "${pids[@]}"; do
+    [ -r "/proc/$p/stat" ] || continue
+    total=$((total + $(sed -E 's/.*\) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+declare -A RPS P99 CPU
+run_wrk() {  # name port page root-pid
+  local out t0 t1
+  t0=$(tree_ticks "$4")
   out=$("${NICE[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/$3")
+  t1=$(tree_ticks "$4")
   RPS[$1/$3]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   P99[$1/$3]=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+  local total
+  total=$(echo "$out" | awk '/requests in/ {print $1}')
+  CPU[$1/$3]=$(awk -v t="$((t1 - t0))" -v hz="$HZ" -v n="$total" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
   local errs
   errs=$(echo "$out" | grep -E 'Non-2xx|Socket errors' || true)
-  printf "%-8s %-9s %12s req/s   p99 %8s ms %s\n" "$1" "$3" "${RPS[$1/$3]}" "${P99[$1/$3]}" "$errs"
+  printf "%-8s %-9s %12s req/s   p99 %8s ms   cpu %6s us/req %s\n" "$1" "$3" "${RPS[$1/$3]}" \
+    "${P99[$1/$3]}" "${CPU[$1/$3]}" "$errs"
 }
 echo
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)   nice: ${BENCH_NICE:-none}   edge threads: $EDGE_THREADS"
 echo "== wrk -t$WRK_THREADS -c$CONNS -d$DURATION --latency (all hits)"
 for page in 4k.html 32k.html; do
-  run_wrk edge $EDGE_PORT $page
-  run_wrk nginx $NGINX_PORT $page
-  run_wrk varnish $VARNISH_PORT $page
+  run_wrk edge $EDGE_PORT $page $EDGE_PID
+  run_wrk nginx $NGINX_PORT $page "$(cat "$TMP/proxy.pid")"
+  run_wrk varnish $VARNISH_PORT $page $VARNISH_PID
 done
 
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -213,6 +235,10 @@ for page in 4k.html 32k.html; do
   awk -v e="${RPS[edge/$page]}" -v n="${RPS[nginx/$page]}" -v v="${RPS[varnish/$page]}" \
       -v p="${P99[edge/$page]}" -v page="$page" \
       'BEGIN { printf "%-9s edge/nginx %.2f   edge/varnish %.2f   edge p99 %.3f ms\n", page, e/n, e/v, p }'
+done
+echo "== CPU per request (us of user+system time; lower is better; robust to a busy machine)"
+for page in 4k.html 32k.html; do
+  echo "$page  edge ${CPU[edge/$page]}   nginx ${CPU[nginx/$page]}   varnish ${CPU[varnish/$page]}"
 done
 
 # ---- memory per cached 4 KiB page ------------------------------------------
