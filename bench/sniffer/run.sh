@@ -166,8 +166,15 @@ for round in $(seq 1 "$ROUNDS"); do
   for c in 1 8; do
     j=1; [ $c -gt 1 ] && j=2
     run direct $PG_PORT $c $j
-    run sniffer $SNIFFER_PORT $c $j
-    run pgbouncer $BOUNCER_PORT $c $j
+    # The two proxies take turns going first, so a load burst from elsewhere
+    # does not always land on the same one.
+    if [ $((round % 2)) = 1 ]; then
+      run sniffer $SNIFFER_PORT $c $j
+      run pgbouncer $BOUNCER_PORT $c $j
+    else
+      run pgbouncer $BOUNCER_PORT $c $j
+      run sniffer $SNIFFER_PORT $c $j
+    fi
     PAIRED[$c]="${PAIRED[$c]:-} $(awk -v s="${LAST[sniffer,$c]}" -v b="${LAST[pgbouncer,$c]}" \
       'BEGIN { printf "%.3f", s / b }')"
   done
@@ -195,9 +202,11 @@ for c in 1 8; do
     "$(echo "${CPU[sniffer,$c]}" | median)" "$(echo "${CPU[pgbouncer,$c]}" | median)"
 done
 awk -v s="${TPS[sniffer,8]}" -v b="${TPS[pgbouncer,8]}" -v s1="${TPS[sniffer,1]}" -v d1="${TPS[direct,1]}" \
+  -v p="$(echo "${PAIRED[8]}" | median)" \
   'BEGIN {
      r = s / b; l = 1e6 / s1 - 1e6 / d1
-     printf "target sniffer/pgbouncer at -c 8 >= 1.00: %.2f %s\n", r, (r >= 1.0 ? "MET" : "NOT MET")
+     printf "target sniffer/pgbouncer at -c 8 >= 1.00: %.2f %s (medians); %.2f %s (paired rounds)\n",
+       r, (r >= 1.0 ? "MET" : "NOT MET"), p, (p >= 1.0 ? "MET" : "NOT MET")
      printf "target added latency at -c 1 <= 30 us:   %.1f %s\n", l, (l <= 30 ? "MET" : "NOT MET")
    }'
 if grep -q "level=error\|level=warn" "$work/sniffer.log"; then
