@@ -59,6 +59,7 @@ void LogMetrics(const invalidator::InvalidatorMetrics& m) {
              {"candidates_per_change", std::to_string(m.CandidatesPerChange())},
              {"ejected_keys", std::to_string(m.ejected_keys)},
              {"polls", std::to_string(m.polling_queries)},
+             {"instances_per_poll", std::to_string(m.InstancesPerPoll())},
              {"lag_s", std::to_string(m.lag_seconds)},
              {"lag_bytes", std::to_string(m.lag_bytes)},
              {"slot_retained_wal_bytes", std::to_string(m.slot_retained_wal_bytes)},

@@ -449,10 +449,16 @@ bool ParsePlainDecimal(std::string_view s, __int128* value, int* scale) {
   return true;
 }
 
-std::optional<int> ComparePlainDecimals(std::string_view a, std::string_view b) {
-  __int128 x, y;
-  int sx, sy;
-  if (!ParsePlainDecimal(a, &x, &sx) || !ParsePlainDecimal(b, &y, &sy)) return std::nullopt;
+struct PlainDecimal {
+  __int128 value = 0;
+  int scale = 0;
+};
+
+bool ParsePlain(std::string_view s, PlainDecimal* d) {
+  return ParsePlainDecimal(s, &d->value, &d->scale);
+}
+
+int ComparePlain(PlainDecimal x, PlainDecimal y) {
   // Both below 10^18 and scales at most 18 apart: the product stays below 10^36.
   static constexpr int64_t kPow10[] = {1,
                                        10,
@@ -473,11 +479,22 @@ std::optional<int> ComparePlainDecimals(std::string_view a, std::string_view b) 
                                        10000000000000000,
                                        100000000000000000,
                                        1000000000000000000};
-  if (sx < sy)
-    x *= kPow10[sy - sx];
-  else if (sy < sx)
-    y *= kPow10[sx - sy];
-  return x < y ? -1 : (x > y ? 1 : 0);
+  if (x.scale < y.scale)
+    x.value *= kPow10[y.scale - x.scale];
+  else if (y.scale < x.scale)
+    y.value *= kPow10[x.scale - y.scale];
+  return x.value < y.value ? -1 : (x.value > y.value ? 1 : 0);
+}
+
+std::optional<int> ComparePlainDecimals(std::string_view a, std::string_view b) {
+  PlainDecimal x, y;
+  if (!ParsePlain(a, &x) || !ParsePlain(b, &y)) return std::nullopt;
+  return ComparePlain(x, y);
+}
+
+bool IsDecimalType(uint32_t t) {
+  return t == oid::kInt2 || t == oid::kInt4 || t == oid::kInt8 || t == oid::kOid ||
+         t == oid::kNumeric;
 }
 
 }  // namespace
@@ -732,6 +749,18 @@ Outcomes EvalCompare(const Ctx& c, const Predicate& p) {
     case CompareOp::kBetween:
     case CompareOp::kNotBetween: {
       if (p.slots.size() != 2) return kAny;
+      // A numeric range over plain decimals: read the cell once for both bounds.
+      if (IsDecimalType(type) && cell.state == Cell::State::kValue) {
+        int lo = slot(0), hi = slot(1);
+        PlainDecimal v, l, h;
+        if (lo >= 0 && hi >= 0 && static_cast<size_t>(lo) < c.values.size() &&
+            static_cast<size_t>(hi) < c.values.size() && c.values[lo] && c.values[hi] &&
+            ParsePlain(cell.text, &v) && ParsePlain(*c.values[lo], &l) &&
+            ParsePlain(*c.values[hi], &h)) {
+          bool in = ComparePlain(v, l) >= 0 && ComparePlain(v, h) <= 0;
+          return (p.op == CompareOp::kBetween) == in ? kT : kF;
+        }
+      }
       Outcomes b = Combine(CompareSlot(c, cell, type, CompareOp::kGe, slot(0)),
                            CompareSlot(c, cell, type, CompareOp::kLe, slot(1)), true);
       return p.op == CompareOp::kBetween ? b : Not(b);

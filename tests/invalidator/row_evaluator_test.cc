@@ -281,4 +281,30 @@ TEST(EvaluateChange, SchemaChangeToUnknownColumnIsConservative) {
 }
 
 }  // namespace
+TEST(EvaluatePredicate, NumericRangeAgreesWithTheGeneralPath) {
+  // BETWEEN over plain decimals takes a single-parse path; anything else
+  // (exponents, special values, NULL bounds) the general one. Both must agree.
+  auto rel = Item();
+  auto between = Cmp("listprice", CompareOp::kBetween, 0, 1);
+  auto not_between = Cmp("listprice", CompareOp::kNotBetween, 0, 1);
+  auto ge_le = And({Cmp("listprice", CompareOp::kGe, 0), Cmp("listprice", CompareOp::kLe, 1)});
+  const char* prices[] = {"10", "10.00", "10.5", "9.999", "-1", "0", "20", "20.001", "1e1", "NaN"};
+  const std::vector<std::pair<const char*, const char*>> bounds = {
+      {"10", "20"}, {"10.000", "20.0"}, {"-5.5", "0"}, {"20", "10"}, {"1e1", "2e1"}};
+  for (const char* price : prices) {
+    Row row = MakeInsert(rel, ItemRow("EST-1", "FI", price)).value().new_row.value();
+    for (const auto& [lo, hi] : bounds) {
+      std::vector<std::optional<std::string>> v = {lo, hi};
+      Tri in = EvaluatePredicate(between, *rel, row, v, {});
+      EXPECT_EQ(in, EvaluatePredicate(ge_le, *rel, row, v, {}))
+          << price << " in [" << lo << ", " << hi << "]";
+      Tri out = EvaluatePredicate(not_between, *rel, row, v, {});
+      if (in != Tri::kMaybe) EXPECT_NE(in, out) << price;
+    }
+  }
+  std::vector<std::optional<std::string>> null_bound = {std::nullopt, "20"};
+  Row row = MakeInsert(rel, ItemRow("EST-1", "FI", "15")).value().new_row.value();
+  EXPECT_EQ(EvaluatePredicate(between, *rel, row, null_bound, {}), Tri::kNo) << "NULL bound";
+}
+
 }  // namespace cacheportal::invalidator
