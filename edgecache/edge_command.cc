@@ -171,6 +171,11 @@ int RunEdgeCommand(int argc, char** argv) {
     }
   };
   deps.store_without_registrar = ttl_only;
+  // TTL-only: no invalidator, freshness is the rules' TTL backstop, which the
+  // disk records carry; an unexpired record is as good after a restart as
+  // before it (purges and bans were durable). With sqlmap absent and not
+  // TTL-only nothing is stored, so the disk tier has nothing to keep.
+  if (ttl_only) deps.resume_point = [] { return edge::EdgeResumePoint{true, 0, false}; };
   auto server = edge::EdgeServer::Start(o, std::move(deps));
   if (!server.ok()) {
     std::fprintf(stderr, "cacheportal edge: %s\n", server.status().ToString().c_str());
