@@ -7,6 +7,7 @@
 // the replication stream. Stop runs in reverse, after SIGINT/SIGTERM.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -57,7 +58,8 @@ void Metric(std::string& out, const char* name, const char* type, const char* he
 // that the edge's disk tier keeps only records whose later changes will be
 // replayed. A missing slot will be created (and everything ejected), so the
 // tier must be discarded; an unreadable one is unknown, which discards too.
-edge::EdgeResumePoint ReadResumePoint(const std::string& conninfo, const std::string& slot) {
+edge::EdgeResumePoint ReadResumePoint(const std::string& conninfo, const std::string& slot,
+                                      uint64_t map_applied) {
   edge::EdgeResumePoint rp;
   auto conn = pg::Connect(conninfo);
   if (!conn.ok()) {
@@ -79,7 +81,14 @@ edge::EdgeResumePoint ReadResumePoint(const std::string& conninfo, const std::st
     rp.slot_recreated = true;
     return rp;
   }
-  rp.position = std::strtoull(PQgetvalue(r->get(), 0, 0), nullptr, 10);
+  // The stream resumes at the later of the slot's and the map's positions.
+  // A map without a position makes the invalidator eject everything.
+  if (map_applied == 0) {
+    rp.slot_recreated = true;
+    return rp;
+  }
+  rp.position =
+      std::max<uint64_t>(std::strtoull(PQgetvalue(r->get(), 0, 0), nullptr, 10), map_applied);
   return rp;
 }
 
@@ -283,7 +292,10 @@ int RunServeCommand(int argc, char** argv) {
                 "both consistent, but after an operating-system crash a kept page could have "
                 "lost its map entry; set sqlmap.sync_writes: true for that case");
     std::string conninfo = c.common.database, slot = c.invalidator.slot_name;
-    edge_deps.resume_point = [conninfo, slot] { return ReadResumePoint(conninfo, slot); };
+    sqlmap::SqlMap* the_map = map.get();
+    edge_deps.resume_point = [conninfo, slot, the_map] {
+      return ReadResumePoint(conninfo, slot, the_map->AppliedLsn());
+    };
     applied_lsn = std::make_shared<AppliedLsnSampler>(&live_invalidator);
     edge_deps.ejected_through = [sampler = applied_lsn] { return sampler->Get(); };
   }
