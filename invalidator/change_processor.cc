@@ -515,6 +515,7 @@ Status ChangeProcessor::EjectKeys(std::vector<std::string>* keys) {
   keys->erase(std::unique(keys->begin(), keys->end()), keys->end());
   if (keys->empty()) return Status::OK();
   Status s;
+  const int64_t t0 = now_();
   for (int attempt = 0; attempt < std::max(1, options_.eject_attempts); ++attempt) {
     Count(&InvalidatorMetrics::eject_calls);
     s = ejector_->Eject(*keys);
@@ -523,10 +524,13 @@ Status ChangeProcessor::EjectKeys(std::vector<std::string>* keys) {
   }
   if (!s.ok()) return Status::TryAgain("ejection not confirmed: " + s.ToString());
   Count(&InvalidatorMetrics::ejected_keys, keys->size());
+  const int64_t t1 = now_();
   if (Status r = source_->RemoveKeys(*keys); !r.ok())
     log::Warn("invalidator",
               "map RemoveKeys failed (keys stay mapped; a later change ejects them again)",
               {{"error", r.ToString()}});
+  eject_us_ = t1 - t0;
+  remove_us_ = now_() - t1;
   return Status::OK();
 }
 
@@ -568,9 +572,12 @@ Status ChangeProcessor::OnCommit(const CommitMessage& m) {
     }
   }
   const size_t guards_before = guards_.size();
+  const int64_t settle_start = now_();
   std::swap(txn_, txn);  // SettleJoins works on txn_
   SettleJoins(m, hold_at);
   std::swap(txn_, txn);
+  const int64_t settle_us = now_() - settle_start;
+  eject_us_ = remove_us_ = 0;
 
   std::vector<std::string>& keys = scratch_keys_;
   keys.clear();
@@ -589,6 +596,14 @@ Status ChangeProcessor::OnCommit(const CommitMessage& m) {
       return s;
     }
   }
+  // An operator's clue when the stream falls behind: which step was slow.
+  if (settle_us + eject_us_ + remove_us_ > 250'000)
+    log::Warn("invalidator", "slow commit",
+              {{"join_polls_ms", std::to_string(settle_us / 1000)},
+               {"eject_ms", std::to_string(eject_us_ / 1000)},
+               {"map_remove_ms", std::to_string(remove_us_ / 1000)},
+               {"keys", std::to_string(keys.size())},
+               {"changes", std::to_string(txn.changes)}});
   applied_ = m.end_lsn;
   std::erase_if(guards_, [&m](const Guard& g) { return g.until <= m.end_lsn; });
   last_commit_unix_us_ = PgTimeToUnixMicros(m.commit_time);

@@ -178,6 +178,7 @@ class ChangeProcessor {
   std::string scratch_key_;
   std::array<std::pair<uint64_t InvalidatorMetrics::*, uint64_t>, 16> unpublished_{};
   size_t unpublished_n_ = 0;
+  int64_t eject_us_ = 0, remove_us_ = 0;  // the last EjectKeys' steps
   std::unordered_map<std::string, UnindexedCache> unindexed_cache_;
   std::vector<int> scratch_cols_;
   std::vector<std::string> scratch_names_;
