@@ -155,7 +155,7 @@ run() {  # name port clients threads
     printf '  round %d  %-10s -c %-2s tps %10.1f\n' "$round" "$1" "$3" "$tps"
   fi
 }
-declare -A PAIRED
+declare -A PAIRED ADDED
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 echo "pgbench -S -M prepared -T $DURATION (scale 10), $(nproc) cores, sniffer threads=$THREADS," \
      "median of $ROUNDS interleaved rounds"
@@ -177,6 +177,10 @@ for round in $(seq 1 "$ROUNDS"); do
     fi
     PAIRED[$c]="${PAIRED[$c]:-} $(awk -v s="${LAST[sniffer,$c]}" -v b="${LAST[pgbouncer,$c]}" \
       'BEGIN { printf "%.3f", s / b }')"
+    for t in sniffer pgbouncer; do
+      ADDED[$t,$c]="${ADDED[$t,$c]:-} $(awk -v x="${LAST[$t,$c]}" -v d="${LAST[direct,$c]}" \
+        'BEGIN { printf "%.1f", 1e6 / x - 1e6 / d }')"
+    done
   done
 done
 for k in "${!RUNS[@]}"; do TPS[$k]=$(echo "${RUNS[$k]}" | median); done
@@ -200,6 +204,10 @@ for c in 1 8; do
     "$(echo "${PAIRED[$c]}" | median)"
   printf 'proxy CPU per transaction at -c %d (median): sniffer %s us, pgbouncer %s us\n' "$c" \
     "$(echo "${CPU[sniffer,$c]}" | median)" "$(echo "${CPU[pgbouncer,$c]}" | median)"
+done
+for t in sniffer pgbouncer; do
+  printf 'added latency at -c 1 per round, %-9s: %s  (median %s us)\n' "$t" "${ADDED[$t,1]# }" \
+    "$(echo "${ADDED[$t,1]}" | median)"
 done
 awk -v s="${TPS[sniffer,8]}" -v b="${TPS[pgbouncer,8]}" -v s1="${TPS[sniffer,1]}" -v d1="${TPS[direct,1]}" \
   -v p="$(echo "${PAIRED[8]}" | median)" \
