@@ -322,9 +322,29 @@ constexpr size_t kMaxProbesPerQuery = 32;
 constexpr size_t kMaxProbeParams = 4096;
 }  // namespace
 
-void ChangeProcessor::PollGroup(const JoinGroup& g, std::vector<uint8_t>* state,
-                                std::vector<Lsn>* until,
-                                const std::function<bool()>& budget_spent) {
+// This member's rows of the group, as positions within `chunk`.
+void ChangeProcessor::RowsIn(const JoinGroup& g, size_t member, std::span<const uint32_t> chunk,
+                             std::vector<uint32_t>* out) const {
+  out->clear();
+  for (const auto& [t, r] : txn_.joins[member].checks) {
+    if (t != g.table || txn_.join_rows[r].rel != g.rel) continue;
+    auto it = std::lower_bound(chunk.begin(), chunk.end(), r);
+    if (it != chunk.end() && *it == r) out->push_back(static_cast<uint32_t>(it - chunk.begin()));
+  }
+}
+
+// One partner poll to run: a group's chunk of rows and the instances it decides.
+struct ChangeProcessor::GroupPoll {
+  const JoinGroup* group = nullptr;
+  std::span<const uint32_t> chunk;
+  std::vector<size_t> members;
+  std::vector<const Row*> rows;
+  std::optional<PartnerPoll> poll;
+};
+
+void ChangeProcessor::PollGroups(const std::vector<JoinGroup>& groups, std::vector<uint8_t>* state,
+                                 std::vector<Lsn>* until,
+                                 const std::function<bool()>& budget_spent) {
   auto eject = [&](size_t member) { (*state)[member] = kYes; };
   auto failed = [&](const Status& s, std::span<const size_t> members) {
     Count(&InvalidatorMetrics::poll_errors);
@@ -333,100 +353,132 @@ void ChangeProcessor::PollGroup(const JoinGroup& g, std::vector<uint8_t>* state,
               {{"error", s.ToString()}, {"instances", std::to_string(members.size())}});
     for (size_t m : members) eject(m);
   };
-  // This member's rows of the group, as positions within `chunk`.
-  auto rows_in = [&](size_t member, std::span<const uint32_t> chunk, std::vector<uint32_t>* out) {
-    out->clear();
-    for (const auto& [t, r] : txn_.joins[member].checks) {
-      if (t != g.table || txn_.join_rows[r].rel != g.rel) continue;
-      auto it = std::lower_bound(chunk.begin(), chunk.end(), r);
-      if (it != chunk.end() && *it == r) out->push_back(static_cast<uint32_t>(it - chunk.begin()));
-    }
-  };
   std::vector<uint32_t> mine;
-  std::vector<const Row*> row_ptrs;
-  for (size_t first = 0; first < g.rows.size(); first += PartnerPoll::kMaxRows) {
-    std::span<const uint32_t> chunk(g.rows.data() + first,
-                                    std::min(PartnerPoll::kMaxRows, g.rows.size() - first));
-    std::vector<size_t> members;
-    for (size_t m : g.members) {
-      if ((*state)[m] == kYes) continue;
-      rows_in(m, chunk, &mine);
-      if (!mine.empty()) members.push_back(m);
-    }
-    if (members.empty()) continue;
-    if (budget_spent()) {
-      Count(&InvalidatorMetrics::polls_skipped, members.size());
-      for (size_t m : members) eject(m);
-      continue;
-    }
-    row_ptrs.clear();
-    for (uint32_t r : chunk) row_ptrs.push_back(&txn_.join_rows[r].row);
-    auto poll = PartnerPoll::Build(g.tmpl, g.table, *g.rel, row_ptrs, kMaxPartners);
-    if (!poll.ok()) {
-      log::Debug("invalidator", "join poll not possible, ejecting",
-                 {{"reason", poll.status().message()}});
-      for (size_t m : members) eject(m);
-      continue;
-    }
-    Count(&InvalidatorMetrics::polling_queries);
-    Count(&InvalidatorMetrics::poll_instances, members.size());
-    auto answer = poller_->Query(poll->query());
-    Status read = answer.ok() ? poll->Read(*answer) : answer.status();
-    if (!read.ok()) {
-      failed(read, members);
-      continue;
-    }
-    if (!poll->overflowed()) {
-      for (size_t m : members) {
-        rows_in(m, chunk, &mine);
-        if (poll->Matches(*txn_.joins[m].instance, mine, options_.eval)) {
-          eject(m);
-        } else {
-          (*until)[m] = std::max((*until)[m], poll->wal_lsn());
-        }
+  // Every partner poll of the transaction is built first, then sent
+  // pipelined (one round trip per kPipeline queries instead of one each).
+  std::vector<GroupPoll> polls;
+  for (const auto& g : groups) {
+    for (size_t first = 0; first < g.rows.size(); first += PartnerPoll::kMaxRows) {
+      GroupPoll gp;
+      gp.group = &g;
+      gp.chunk = std::span<const uint32_t>(g.rows.data() + first,
+                                           std::min(PartnerPoll::kMaxRows, g.rows.size() - first));
+      for (size_t m : g.members) {
+        if ((*state)[m] == kYes) continue;
+        RowsIn(g, m, gp.chunk, &mine);
+        if (!mine.empty()) gp.members.push_back(m);
       }
-      continue;
-    }
-    // Too many partners to fetch: ask each instance's own EXISTS, batched.
-    Count(&InvalidatorMetrics::poll_overflows);
-    for (size_t i = 0; i < members.size();) {
-      if (budget_spent()) {
-        Count(&InvalidatorMetrics::polls_skipped, members.size() - i);
-        for (; i < members.size(); ++i) eject(members[i]);
-        break;
-      }
-      ProbeBatch batch;
-      std::vector<size_t> in_batch;
-      for (; i < members.size() && batch.size() < kMaxProbesPerQuery &&
-             batch.params() < kMaxProbeParams;
-           ++i) {
-        rows_in(members[i], chunk, &mine);
-        std::vector<const Row*> rows;
-        for (uint32_t k : mine) rows.push_back(row_ptrs[k]);
-        if (Status s = batch.Add(*txn_.joins[members[i]].instance, g.table, *g.rel, rows);
-            !s.ok()) {
-          eject(members[i]);
-          continue;
-        }
-        in_batch.push_back(members[i]);
-      }
-      if (in_batch.empty()) continue;
-      Count(&InvalidatorMetrics::polling_queries);
-      Count(&InvalidatorMetrics::poll_instances, in_batch.size());
-      auto a = poller_->Query(batch.Finish());
-      Lsn lsn = 0;
-      Result<std::vector<bool>> joined =
-          a.ok() ? batch.Read(*a, &lsn) : Result<std::vector<bool>>(a.status());
-      if (!joined.ok()) {
-        failed(joined.status(), in_batch);
+      if (gp.members.empty()) continue;
+      for (uint32_t r : gp.chunk) gp.rows.push_back(&txn_.join_rows[r].row);
+      auto poll = PartnerPoll::Build(g.tmpl, g.table, *g.rel, gp.rows, kMaxPartners);
+      if (!poll.ok()) {
+        log::Debug("invalidator", "join poll not possible, ejecting",
+                   {{"reason", poll.status().message()}});
+        for (size_t m : gp.members) eject(m);
         continue;
       }
-      for (size_t k = 0; k < in_batch.size(); ++k) {
-        if ((*joined)[k])
-          eject(in_batch[k]);
-        else
-          (*until)[in_batch[k]] = std::max((*until)[in_batch[k]], lsn);
+      gp.poll.emplace(std::move(poll).value());
+      polls.push_back(std::move(gp));
+    }
+  }
+  constexpr size_t kPipeline = 16;
+  std::vector<const PollQuery*> queries;
+  for (size_t first = 0; first < polls.size(); first += kPipeline) {
+    const size_t last = std::min(polls.size(), first + kPipeline);
+    if (budget_spent()) {
+      for (size_t i = first; i < last; ++i) {
+        Count(&InvalidatorMetrics::polls_skipped, polls[i].members.size());
+        for (size_t m : polls[i].members) eject(m);
       }
+      continue;
+    }
+    queries.clear();
+    for (size_t i = first; i < last; ++i) {
+      queries.push_back(&polls[i].poll->query());
+      Count(&InvalidatorMetrics::polling_queries);
+      Count(&InvalidatorMetrics::poll_instances, polls[i].members.size());
+    }
+    std::vector<Result<PollRows>> answers = poller_->QueryAll(queries, budget_spent);
+    for (size_t i = first; i < last; ++i) {
+      GroupPoll& gp = polls[i];
+      const Result<PollRows>& answer = answers[i - first];
+      Status read = answer.ok() ? gp.poll->Read(*answer) : answer.status();
+      if (read.IsTryAgain()) {  // the budget ran out before its answer
+        Count(&InvalidatorMetrics::polls_skipped, gp.members.size());
+        for (size_t m : gp.members) eject(m);
+        continue;
+      }
+      if (!read.ok()) {
+        failed(read, gp.members);
+        continue;
+      }
+      if (!gp.poll->overflowed()) {
+        for (size_t m : gp.members) {
+          RowsIn(*gp.group, m, gp.chunk, &mine);
+          if (gp.poll->Matches(*txn_.joins[m].instance, mine, options_.eval)) {
+            eject(m);
+          } else {
+            (*until)[m] = std::max((*until)[m], gp.poll->wal_lsn());
+          }
+        }
+        continue;
+      }
+      Count(&InvalidatorMetrics::poll_overflows);
+      ProbeOverflow(gp, state, until, budget_spent);
+    }
+  }
+}
+
+// Too many partners to fetch: ask each instance's own EXISTS, batched.
+void ChangeProcessor::ProbeOverflow(const GroupPoll& gp, std::vector<uint8_t>* state,
+                                    std::vector<Lsn>* until,
+                                    const std::function<bool()>& budget_spent) {
+  auto eject = [&](size_t member) { (*state)[member] = kYes; };
+  const JoinGroup& g = *gp.group;
+  const std::vector<size_t>& members = gp.members;
+  std::vector<uint32_t> mine;
+  for (size_t i = 0; i < members.size();) {
+    if (budget_spent()) {
+      Count(&InvalidatorMetrics::polls_skipped, members.size() - i);
+      for (; i < members.size(); ++i) eject(members[i]);
+      break;
+    }
+    ProbeBatch batch;
+    std::vector<size_t> in_batch;
+    for (; i < members.size() && batch.size() < kMaxProbesPerQuery &&
+           batch.params() < kMaxProbeParams;
+         ++i) {
+      if ((*state)[members[i]] == kYes) continue;
+      RowsIn(g, members[i], gp.chunk, &mine);
+      std::vector<const Row*> rows;
+      for (uint32_t k : mine) rows.push_back(gp.rows[k]);
+      if (Status s = batch.Add(*txn_.joins[members[i]].instance, g.table, *g.rel, rows); !s.ok()) {
+        eject(members[i]);
+        continue;
+      }
+      in_batch.push_back(members[i]);
+    }
+    if (in_batch.empty()) continue;
+    Count(&InvalidatorMetrics::polling_queries);
+    Count(&InvalidatorMetrics::poll_instances, in_batch.size());
+    auto a = poller_->Query(batch.Finish());
+    Lsn lsn = 0;
+    Result<std::vector<bool>> joined =
+        a.ok() ? batch.Read(*a, &lsn) : Result<std::vector<bool>>(a.status());
+    if (!joined.ok()) {
+      Count(&InvalidatorMetrics::poll_errors);
+      if (joined.status().IsTimedOut()) Count(&InvalidatorMetrics::poll_timeouts);
+      log::Warn(
+          "invalidator", "join probe failed, ejecting",
+          {{"error", joined.status().ToString()}, {"instances", std::to_string(in_batch.size())}});
+      for (size_t m : in_batch) eject(m);
+      continue;
+    }
+    for (size_t k = 0; k < in_batch.size(); ++k) {
+      if ((*joined)[k])
+        eject(in_batch[k]);
+      else
+        (*until)[in_batch[k]] = std::max((*until)[in_batch[k]], lsn);
     }
   }
 }
@@ -493,8 +545,8 @@ void ChangeProcessor::SettleJoins(const CommitMessage& m, Lsn hold_at) {
   for (auto& g : groups) {
     std::sort(g.rows.begin(), g.rows.end());
     g.rows.erase(std::unique(g.rows.begin(), g.rows.end()), g.rows.end());
-    PollGroup(g, &state, &until, budget_spent);
   }
+  PollGroups(groups, &state, &until, budget_spent);
   for (size_t i = 0; i < txn_.joins.size(); ++i) {
     const auto& pj = txn_.joins[i];
     if (state[i] == kYes || state[i] == kUndecided) {

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -150,11 +151,16 @@ class ChangeProcessor {
   Status OnTruncate(const TruncateMessage& m);
   Status OnCommit(const CommitMessage& m);
   void SettleJoins(const CommitMessage& m, Lsn hold_at);
-  // Answers one group's join checks (one template, changed table and
-  // relation) with partner polls, falling back to batched probes.
+  // Answers the groups' join checks (one template, changed table and
+  // relation each) with pipelined partner polls, falling back to batched probes.
   struct JoinGroup;
-  void PollGroup(const JoinGroup& g, std::vector<uint8_t>* state, std::vector<Lsn>* until,
-                 const std::function<bool()>& budget_spent);
+  struct GroupPoll;
+  void PollGroups(const std::vector<JoinGroup>& groups, std::vector<uint8_t>* state,
+                  std::vector<Lsn>* until, const std::function<bool()>& budget_spent);
+  void ProbeOverflow(const GroupPoll& gp, std::vector<uint8_t>* state, std::vector<Lsn>* until,
+                     const std::function<bool()>& budget_spent);
+  void RowsIn(const JoinGroup& g, size_t member, std::span<const uint32_t> chunk,
+              std::vector<uint32_t>* out) const;
   Status EjectKeys(std::vector<std::string>* keys);
   void Count(uint64_t InvalidatorMetrics::*field, uint64_t n = 1);
   void Publish();

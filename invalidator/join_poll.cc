@@ -1,6 +1,9 @@
 #include "invalidator/join_poll.h"
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include "sqlmap/query_template.h"
 
@@ -359,50 +362,150 @@ Result<std::vector<bool>> ProbeBatch::Read(const PollRows& answer, Lsn* wal_lsn)
   return out;
 }
 
+namespace {
+
+PollRows ToRows(const PGresult* res) {
+  PollRows out;
+  int cols = PQnfields(res), n = PQntuples(res);
+  for (int c = 0; c < cols; ++c) out.types.push_back(PQftype(res, c));
+  out.rows.resize(n);
+  for (int i = 0; i < n; ++i) {
+    out.rows[i].reserve(cols);
+    for (int c = 0; c < cols; ++c) {
+      if (PQgetisnull(res, i, c))
+        out.rows[i].emplace_back();
+      else
+        out.rows[i].emplace_back(std::string(PQgetvalue(res, i, c), PQgetlength(res, i, c)));
+    }
+  }
+  return out;
+}
+
+// Tell a statement_timeout (57014, "canceling statement due to statement
+// timeout") apart so that it is counted: the poll waited on a lock or a slow
+// plan; the server is fine.
+Status ClassifyError(const Status& s, int timeout_ms) {
+  if (s.message().find("statement timeout") != std::string::npos)
+    return Status::TimedOut("join poll exceeded statement_timeout (" + std::to_string(timeout_ms) +
+                            " ms): " + s.message());
+  return s;
+}
+
+}  // namespace
+
+Status PgJoinPoller::EnsureConnected() {
+  if (conn_ && PQstatus(conn_.get()) == CONNECTION_OK) return Status::OK();
+  auto c = pg::Connect(conninfo_);
+  if (!c.ok()) return c.status();
+  conn_ = std::move(c).value();
+  auto s = pg::Exec(conn_.get(), "SET statement_timeout = " + std::to_string(timeout_ms_));
+  if (!s.ok()) {
+    conn_.reset();
+    return s.status();
+  }
+  return Status::OK();
+}
+
 Result<PollRows> PgJoinPoller::Query(const PollQuery& query) {
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
-      auto c = pg::Connect(conninfo_);
-      if (!c.ok()) return c.status();
-      conn_ = std::move(c).value();
-      auto s = pg::Exec(conn_.get(), "SET statement_timeout = " + std::to_string(timeout_ms_));
-      if (!s.ok()) return s.status();
-    }
+    if (Status s = EnsureConnected(); !s.ok()) return s;
     std::vector<const char*> params;
     params.reserve(query.params.size());
     for (const auto& p : query.params) params.push_back(p ? p->c_str() : nullptr);
     auto r = pg::ExecParams(conn_.get(), query.sql, params);
     if (!r.ok()) {
-      // Tell a statement_timeout (57014, "canceling statement due to statement
-      // timeout") apart so that it is counted: the poll waited on a lock or a
-      // slow plan; the server is fine.
-      const std::string& msg = r.status().message();
-      if (msg.find("statement timeout") != std::string::npos)
-        return Status::TimedOut("join poll exceeded statement_timeout (" +
-                                std::to_string(timeout_ms_) + " ms): " + msg);
-      if (r.status().IsUnavailable() && attempt == 0) {
+      Status s = ClassifyError(r.status(), timeout_ms_);
+      if (s.IsUnavailable() && attempt == 0) {
         conn_.reset();
         continue;
       }
-      return r.status();
+      return s;
     }
-    const PGresult* res = r->get();
-    PollRows out;
-    int cols = PQnfields(res), n = PQntuples(res);
-    for (int c = 0; c < cols; ++c) out.types.push_back(PQftype(res, c));
-    out.rows.resize(n);
-    for (int i = 0; i < n; ++i) {
-      out.rows[i].reserve(cols);
-      for (int c = 0; c < cols; ++c) {
-        if (PQgetisnull(res, i, c))
-          out.rows[i].emplace_back();
-        else
-          out.rows[i].emplace_back(std::string(PQgetvalue(res, i, c), PQgetlength(res, i, c)));
-      }
-    }
-    return out;
+    return ToRows(r->get());
   }
   return Status::Unavailable("poll connection lost");
+}
+
+std::vector<Result<PollRows>> PgJoinPoller::QueryAll(std::span<const PollQuery* const> queries,
+                                                     const std::function<bool()>& expired) {
+  if (queries.size() <= 1) return JoinPoller::QueryAll(queries, expired);
+  std::vector<Result<PollRows>> out;
+  out.reserve(queries.size());
+  auto fail_all = [&](const Status& s) {
+    conn_.reset();  // the pipeline's state is unknown: start afresh next time
+    out.clear();
+    for (size_t i = 0; i < queries.size(); ++i) out.push_back(s);
+    return out;
+  };
+  if (Status s = EnsureConnected(); !s.ok()) return fail_all(s);
+  PGconn* c = conn_.get();
+  if (PQenterPipelineMode(c) != 1)
+    return fail_all(Status::Unavailable(std::string("pipeline mode: ") + PQerrorMessage(c)));
+  for (const PollQuery* q : queries) {
+    std::vector<const char*> params;
+    params.reserve(q->params.size());
+    for (const auto& p : q->params) params.push_back(p ? p->c_str() : nullptr);
+    if (PQsendQueryParams(c, q->sql.c_str(), static_cast<int>(params.size()), nullptr,
+                          params.data(), nullptr, nullptr, 0) != 1)
+      return fail_all(
+          Status::Unavailable(std::string("sending a join poll: ") + PQerrorMessage(c)));
+  }
+  if (PQpipelineSync(c) != 1)
+    return fail_all(Status::Unavailable(std::string("pipeline sync: ") + PQerrorMessage(c)));
+  PQflush(c);
+  for (size_t i = 0; i < queries.size(); ++i) {
+    // Wait in slices so that a spent budget stops the wait: cancel what is
+    // running, drop the connection, and leave the rest unanswered.
+    while (PQisBusy(c)) {
+      if (expired()) {
+        if (PGcancel* cancel = PQgetCancel(c)) {
+          char err[256];
+          PQcancel(cancel, err, sizeof err);
+          PQfreeCancel(cancel);
+        }
+        conn_.reset();
+        for (; i < queries.size(); ++i) out.push_back(Status::TryAgain("poll budget spent"));
+        return out;
+      }
+      pollfd pfd{PQsocket(c), POLLIN, 0};
+      if (::poll(&pfd, 1, 10) < 0 && errno != EINTR)
+        return fail_all(Status::Unavailable("poll connection: waiting failed"));
+      if (PQconsumeInput(c) != 1)
+        return fail_all(Status::Unavailable(std::string("poll connection: ") + PQerrorMessage(c)));
+    }
+    PGresult* raw = PQgetResult(c);
+    if (!raw)
+      return fail_all(Status::Unavailable(std::string("poll connection: ") + PQerrorMessage(c)));
+    pg::ResultPtr r(raw);
+    switch (PQresultStatus(raw)) {
+      case PGRES_TUPLES_OK:
+        out.push_back(ToRows(raw));
+        break;
+      case PGRES_PIPELINE_ABORTED:
+        out.push_back(
+            Status::Unavailable("join poll skipped: an earlier one in its pipeline failed"));
+        break;
+      default:
+        out.push_back(ClassifyError(
+            Status::Internal(std::string("join poll failed: ") + PQresultErrorMessage(raw)),
+            timeout_ms_));
+        break;
+    }
+    // Each query's results end with a NULL (already received: not busy).
+    while (!PQisBusy(c)) {
+      PGresult* extra = PQgetResult(c);
+      if (!extra) break;
+      PQclear(extra);
+    }
+  }
+  // The sync point, then back to ordinary mode.
+  pg::ResultPtr sync(PQgetResult(c));
+  if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC || PQexitPipelineMode(c) != 1) {
+    std::vector<Result<PollRows>> answers = std::move(out);
+    conn_.reset();
+    return answers;  // the answers read are valid; the connection is not reused
+  }
+  return out;
 }
 
 }  // namespace cacheportal::invalidator

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -58,6 +59,18 @@ class JoinPoller {
   virtual ~JoinPoller() = default;
   // TimedOut when the server cancelled it by statement_timeout.
   virtual Result<PollRows> Query(const PollQuery& query) = 0;
+  // Independent queries, one answer each in order. Once `expired()` says
+  // the caller's budget is spent, the remaining ones answer TryAgain without
+  // being waited for. Default: one after the other.
+  virtual std::vector<Result<PollRows>> QueryAll(std::span<const PollQuery* const> queries,
+                                                 const std::function<bool()>& expired) {
+    std::vector<Result<PollRows>> out;
+    out.reserve(queries.size());
+    for (const PollQuery* q : queries)
+      out.push_back(expired() ? Result<PollRows>(Status::TryAgain("poll budget spent"))
+                              : Query(*q));
+    return out;
+  }
 };
 
 // Runs polls on its own (non-replication) connection, reconnecting as needed.
@@ -67,8 +80,13 @@ class PgJoinPoller final : public JoinPoller {
   explicit PgJoinPoller(std::string conninfo, int statement_timeout_ms = 2000)
       : conninfo_(std::move(conninfo)), timeout_ms_(statement_timeout_ms) {}
   Result<PollRows> Query(const PollQuery& query) override;
+  // Sent in one libpq pipeline: one round trip for all of them. A failed
+  // query aborts the ones after it (each then answers with an error).
+  std::vector<Result<PollRows>> QueryAll(std::span<const PollQuery* const> queries,
+                                         const std::function<bool()>& expired) override;
 
  private:
+  Status EnsureConnected();
   std::string conninfo_;
   int timeout_ms_;
   pg::ConnPtr conn_;

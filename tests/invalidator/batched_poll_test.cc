@@ -51,6 +51,14 @@ std::shared_ptr<sqlmap::QueryTemplate> ItemsList() {
   return t;
 }
 
+// The store's item page: the same joins, by item instead of product.
+std::shared_ptr<sqlmap::QueryTemplate> ItemPage() {
+  auto t = ItemsList();
+  t->tables[0].predicate = Cmp("itemid", CompareOp::kEq, 1);
+  t->fingerprint = t->shape_id = 0x17e36;
+  return t;
+}
+
 class BatchedPoll : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -81,8 +89,8 @@ class BatchedPoll : public ::testing::Test {
     auto r = pg::Exec(conn_.get(), sql);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
-  void MakeProcessor(JoinPoller* poller) {
-    proc_ = std::make_unique<ChangeProcessor>(&source_, &ejector_, poller, ProcessorOptions{});
+  void MakeProcessor(JoinPoller* poller, ProcessorOptions po = {}) {
+    proc_ = std::make_unique<ChangeProcessor>(&source_, &ejector_, poller, po);
     Feed(RelationMessage{1,
                          "public",
                          "item_details",
@@ -183,6 +191,59 @@ TEST_F(BatchedPoll, ManyPartnersFallBackToBatchedProbesThatStayExact) {
   EXPECT_EQ(m.poll_overflows, 1u);
   EXPECT_EQ(m.polling_queries, 2u) << "the partner poll, then one batch of 4 probes";
   EXPECT_EQ(m.poll_instances, 8u);
+}
+
+TEST_F(BatchedPoll, TwoTemplatesArePolledInOnePipelineAndStayExact) {
+  RegisterLists({{"en", "P1"}, {"en", "P2"}});
+  auto page = ItemPage();
+  for (const char* id : {"EST-1", "EST-2", "EST-3"})
+    source_.AddPage(std::string("/item/en/") + id, {Inst(page, {"en", id})});
+  Txn({PriceChange("EST-1", "en")});
+  EXPECT_EQ(ejector_.EjectedSet(), (std::set<std::string>{"/items/en/P1", "/item/en/EST-1"}));
+  EXPECT_EQ(proc_->Metrics().polling_queries, 2u);
+  EXPECT_EQ(proc_->Metrics().poll_errors, 0u);
+}
+
+TEST_F(BatchedPoll, FailureInsideAPipelineEjectsWhatItWasToDecide) {
+  RegisterLists({{"en", "P1"}, {"en", "P2"}});
+  auto page = ItemPage();
+  source_.AddPage("/item/en/EST-3", {Inst(page, {"en", "EST-3"})});
+  Exec("ALTER TABLE product RENAME TO product_gone");
+  Txn({PriceChange("EST-1", "en")});
+  EXPECT_EQ(ejector_.EjectedSet(),
+            (std::set<std::string>{"/items/en/P1", "/items/en/P2", "/item/en/EST-3"}));
+  EXPECT_EQ(proc_->Metrics().poll_errors, 2u) << "the failed query and the one it aborted";
+  // The poller recovers: the next transaction polls precisely again.
+  Exec("ALTER TABLE product_gone RENAME TO product");
+  ejector_.Reset();
+  RegisterLists({{"en", "P1"}, {"en", "P2"}});
+  source_.AddPage("/item/en/EST-3", {Inst(page, {"en", "EST-3"})});
+  Txn({PriceChange("EST-3", "en")});
+  EXPECT_EQ(ejector_.EjectedSet(), (std::set<std::string>{"/items/en/P2", "/item/en/EST-3"}));
+}
+
+TEST_F(BatchedPoll, SpentBudgetStopsWaitingForAPipelineAndEjects) {
+  ProcessorOptions po;
+  po.poll_budget_seconds = 0.3;
+  MakeProcessor(poller_.get(), po);
+  RegisterLists({{"en", "P1"}, {"en", "P2"}});
+  auto page = ItemPage();
+  source_.AddPage("/item/en/EST-3", {Inst(page, {"en", "EST-3"})});
+  // Another session holds a lock every poll needs: the queries wait.
+  auto locker = db_->Connect();
+  ASSERT_TRUE(pg::Exec(locker.get(), "BEGIN").ok());
+  ASSERT_TRUE(pg::Exec(locker.get(), "LOCK TABLE product IN ACCESS EXCLUSIVE MODE").ok());
+  Txn({PriceChange("EST-1", "en")});
+  EXPECT_EQ(ejector_.EjectedSet(),
+            (std::set<std::string>{"/items/en/P1", "/items/en/P2", "/item/en/EST-3"}));
+  EXPECT_EQ(proc_->Metrics().polls_skipped, 3u);
+  ASSERT_TRUE(pg::Exec(locker.get(), "ROLLBACK").ok());
+  // The poller reconnects and answers precisely again.
+  ejector_.Reset();
+  RegisterLists({{"en", "P1"}, {"en", "P2"}});
+  source_.AddPage("/item/en/EST-3", {Inst(page, {"en", "EST-3"})});
+  Txn({PriceChange("EST-3", "en")});
+  EXPECT_EQ(ejector_.EjectedSet(), (std::set<std::string>{"/items/en/P2", "/item/en/EST-3"}));
 }
 
 TEST_F(BatchedPoll, FailingPollEjectsEveryCandidateConservatively) {
