@@ -1045,6 +1045,8 @@ void RelayLoop::Run() {
     if (n < 0) {
       if (errno == EINTR) continue;
       log::Error(kPart, "epoll_wait failed", {{"error", std::strerror(errno)}});
+      std::lock_guard lock(mu_);
+      stopping_ = true;  // refuse further hand-offs: nobody would serve them
       break;
     }
     // The clock is only read for the idle timeout (a call per wake-up).
