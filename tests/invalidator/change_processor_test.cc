@@ -249,6 +249,20 @@ TEST_F(Processor, UnindexedInstancesRegisteredBetweenChangesAreEvaluated) {
   EXPECT_TRUE(ejector_.Ejected("/mid"));
 }
 
+TEST_F(Processor, SelfJoinWithAnUpdatedRowEjectsWithoutPolling) {
+  // item i1 JOIN item i2 ON i1.productid = i2.itemid WHERE i2.price = $1: the
+  // poll for i1's side reads item, which this transaction updated, so the
+  // pre-commit partner may be gone from what a poll would see.
+  auto self = Join("public.item", sqlmap::Predicate{}, {"itemid", "productid"}, "public.item",
+                   Cmp("price", CompareOp::kEq, 0), {"itemid", "price"}, "productid", "itemid");
+  source_.AddPage("/self", {Inst(self, {"9.99"})});
+  ASSERT_TRUE(Txn(100, {UpdateMessage{
+                           1, 'O', {{T("X"), T("P1"), T("1.00")}}, {{T("X"), T("P2"), T("1.00")}}}})
+                  .ok());
+  EXPECT_TRUE(ejector_.Ejected("/self"));
+  EXPECT_EQ(poller_.queries.size(), 0u);
+}
+
 TEST_F(Processor, ChangeToAnUnknownRelationEjectsEverything) {
   source_.AddPage("/item/A", {Inst(item_by_id_, {"A"})});
   ASSERT_TRUE(Txn(100, {InsertMessage{99, {{T("x")}}}}).ok());
