@@ -278,6 +278,37 @@ Status PartnerPoll::Read(const PollRows& answer) {
   auto lsn = ReadLsn(answer);
   if (!lsn.ok()) return lsn.status();
   wal_lsn_ = *lsn;
+  // Types the row evaluator reads exactly; for any other (a domain, citext,
+  // an enum) text equality may differ from SQL's, so ask SQL instead.
+  auto known = [](uint32_t t) {
+    switch (t) {
+      case oid::kBool:
+      case oid::kName:
+      case oid::kInt8:
+      case oid::kInt2:
+      case oid::kInt4:
+      case oid::kText:
+      case oid::kOid:
+      case oid::kFloat4:
+      case oid::kFloat8:
+      case oid::kBpchar:
+      case oid::kVarchar:
+      case oid::kDate:
+      case oid::kTimestamp:
+      case oid::kTimestamptz:
+      case oid::kNumeric:
+      case oid::kUuid:
+        return true;
+      default:
+        return false;
+    }
+  };
+  for (size_t c = 2; c < answer.types.size(); ++c) {
+    if (!known(answer.types[c])) {
+      overflowed_ = true;
+      return Status::OK();
+    }
+  }
   for (auto& side : sides_) {
     RelationMessage m;
     m.nspname = "poll";

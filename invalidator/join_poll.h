@@ -107,7 +107,8 @@ class PartnerPoll {
   const PollQuery& query() const { return query_; }
   // Takes the poller's answer. Corruption when it does not have the shape asked for.
   Status Read(const PollRows& answer);
-  // More than `max_partners` partner rows: Matches() cannot decide, probe instead.
+  // Matches() cannot decide, probe instead: more than `max_partners` partner
+  // rows, or a predicate column of a type the evaluator does not read exactly.
   bool overflowed() const { return overflowed_; }
   Lsn wal_lsn() const { return wal_lsn_; }
   size_t partners() const { return partners_.size(); }

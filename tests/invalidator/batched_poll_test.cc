@@ -246,6 +246,19 @@ TEST_F(BatchedPoll, SpentBudgetStopsWaitingForAPipelineAndEjects) {
   EXPECT_EQ(ejector_.EjectedSet(), (std::set<std::string>{"/items/en/P2", "/item/en/EST-3"}));
 }
 
+TEST_F(BatchedPoll, PartnerColumnOfAnUnreadTypeIsDecidedBySql) {
+  // An enum (like citext or a custom type) is not read by the evaluator,
+  // whose text equality might differ from SQL's: the instances are probed.
+  Exec("CREATE TYPE pid AS ENUM ('P1', 'P2', 'P3', 'P4')");
+  for (const char* t : {"item", "product_details", "product"})
+    Exec(std::string("ALTER TABLE ") + t + " ALTER COLUMN productid TYPE pid USING productid::pid");
+  RegisterLists({{"en", "P1"}, {"en", "P2"}});
+  Txn({PriceChange("EST-1", "en")});
+  EXPECT_EQ(ejector_.EjectedSet(), (std::set<std::string>{"/items/en/P1"}));
+  EXPECT_EQ(proc_->Metrics().poll_overflows, 1u);
+  EXPECT_EQ(proc_->Metrics().polling_queries, 2u);
+}
+
 TEST_F(BatchedPoll, FailingPollEjectsEveryCandidateConservatively) {
   RegisterLists({{"en", "P1"}, {"en", "P2"}, {"en", "P3"}});
   Exec("ALTER TABLE product RENAME TO product_gone");  // the poll's query now fails
