@@ -107,6 +107,19 @@ class InvalidatorE2E : public ::testing::Test {
     return d;
   }
 
+  // Counters are published once per stream message, after the ejection they
+  // count: wait (bounded) for them instead of reading them at once.
+  template <typename Pred>
+  InvalidatorMetrics MetricsWhen(Pred pred) {
+    InvalidatorMetrics m = inv_->GetMetrics();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!pred(m) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      m = inv_->GetMetrics();
+    }
+    return m;
+  }
+
   // Starts and waits until the invalidator has caught up (and, on a new slot,
   // ejected everything once), so pages registered afterwards stay registered.
   void StartInvalidator() {
@@ -316,7 +329,7 @@ TEST_F(InvalidatorE2E, FailedEjectionIsRetriedAndNotAcknowledged) {
   ejector_.FailNext(4);  // more than one commit's attempts: forces a reconnect and replay
   Exec("UPDATE item SET listprice = 21.00 WHERE itemid = 'EST-2'");
   ASSERT_TRUE(ejector_.WaitEjected("/item/EST-2", 30));
-  auto m = inv_->GetMetrics();
+  auto m = MetricsWhen([](const InvalidatorMetrics& x) { return x.eject_failures >= 4; });
   EXPECT_GE(m.eject_failures, 4u);
   EXPECT_GE(m.reconnects, 1u);
 }
@@ -460,7 +473,8 @@ TEST_F(InvalidatorE2E, BlockedJoinPollTimesOutAndEjectsConservatively) {
   Exec("INSERT INTO item VALUES ('EST-8', 'K9-BD-01', 22.00, 12.00, 'P', 'Female')");
   ASSERT_TRUE(ejector_.WaitEjected("/items-of/DOGS"));
   ASSERT_TRUE(ejector_.WaitEjected("/items-of/FISH"));  // conservative: no poll answered
-  InvalidatorMetrics m = inv_->GetMetrics();
+  InvalidatorMetrics m =
+      MetricsWhen([](const InvalidatorMetrics& x) { return x.poll_timeouts >= 1; });
   EXPECT_GE(m.poll_timeouts, 1u);
   EXPECT_GE(m.poll_errors, m.poll_timeouts);
   EXPECT_NE(m.ToPrometheus().find("cacheportal_invalidator_poll_timeouts_total"),
