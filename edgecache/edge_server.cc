@@ -1101,8 +1101,10 @@ awaitable<UpstreamResult> EdgeServer::Impl::OriginFetch(http::request<http::stri
     bool reused = false;
     // A pooled connection may have been closed by the origin meanwhile; a
     // request that must not be sent twice (POST...) gets a fresh one, so a
-    // failure can never mean "maybe processed".
-    if (worker && !worker->idle.empty() && idempotent) {
+    // failure can never mean "maybe processed". The retry after a stale one
+    // connects afresh too: when the origin closed its idle connections all
+    // at once, the next pooled one is just as dead.
+    if (attempt == 0 && worker && !worker->idle.empty() && idempotent) {
       conn = std::move(worker->idle.back());
       worker->idle.pop_back();
       reused = true;

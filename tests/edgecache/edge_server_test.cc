@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -858,6 +860,97 @@ TEST(EdgeServer, OriginInterim100IsSkippedForTheFinalAnswer) {
   EXPECT_EQ(r.Header("x-cache"), "MISS");
   edge.value()->Stop();
   origin.join();
+}
+
+// An origin whose keep-alive connections can all be closed at once, as a
+// server's idle timeout does: answers every request on a connection with
+// "ok", holding the first `hold` requests until that many have arrived (so
+// they arrive on as many connections).
+class ClosingOrigin {
+ public:
+  explicit ClosingOrigin(int hold) : hold_(hold) {
+    namespace asio = boost::asio;
+    acceptor_.open(asio::ip::tcp::v4());
+    acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] { Accept(); });
+  }
+  ~ClosingOrigin() {
+    // shutdown() wakes a thread blocked in accept(); close() alone does not.
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    thread_.join();
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    CloseAll();
+    for (auto& t : conns_) t.join();
+  }
+  uint16_t port() const { return port_; }
+  int accepted() const { return accepted_.load(); }
+  // Closes every connection (server side), without the client asking.
+  void CloseAll() {
+    std::lock_guard lock(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  void Accept() {
+    for (;;) {
+      boost::system::error_code ec;
+      boost::asio::ip::tcp::socket sock(io_);
+      acceptor_.accept(sock, ec);
+      if (ec) return;
+      ++accepted_;
+      std::lock_guard lock(mu_);
+      fds_.push_back(sock.native_handle());
+      conns_.emplace_back([this, s = std::move(sock)]() mutable { Serve(std::move(s)); });
+    }
+  }
+  void Serve(boost::asio::ip::tcp::socket sock) {
+    std::string buf;
+    for (;;) {
+      boost::system::error_code ec;
+      boost::asio::read_until(sock, boost::asio::dynamic_buffer(buf), "\r\n\r\n", ec);
+      if (ec) return;
+      buf.erase(0, buf.find("\r\n\r\n") + 4);
+      if (served_.fetch_add(1) < hold_) WaitUntil([this] { return accepted_.load() >= hold_; });
+      std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+      boost::asio::write(sock, boost::asio::buffer(reply), ec);
+      if (ec) return;
+    }
+  }
+
+  int hold_;
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_{io_};
+  uint16_t port_ = 0;
+  std::atomic<int> accepted_{0}, served_{0};
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::thread> conns_;
+  std::thread thread_;
+};
+
+// The origin closed every pooled connection while the edge was idle: the
+// first reuse finds a dead one, and the retry must connect afresh instead of
+// taking the next (just as dead) pooled connection.
+TEST(EdgeServer, RetriesOnAFreshConnectionWhenTheOriginClosedItsIdleOnes) {
+  ClosingOrigin origin(/*hold=*/2);
+  EdgeFixture f([](const OriginRequest&) { return Page("unused"); },
+                [&](EdgeOptions& o, EdgeDeps&) {
+                  o.origin_port = origin.port();
+                  o.threads = 1;  // one worker: one pool holds both connections
+                });
+  auto a = std::async(std::launch::async, [&] { return f.Get("/pass/a"); });
+  auto b = std::async(std::launch::async, [&] { return f.Get("/pass/b"); });
+  ASSERT_EQ(a.get().status, 200);
+  ASSERT_EQ(b.get().status, 200);
+  ASSERT_EQ(origin.accepted(), 2);
+  origin.CloseAll();
+  ClientResponse c = f.Get("/pass/c");
+  EXPECT_EQ(c.status, 200) << c.body;
+  EXPECT_EQ(c.body, "ok");
+  EXPECT_EQ(origin.accepted(), 3);
 }
 
 }  // namespace
