@@ -55,7 +55,8 @@ chmod 755 "$TMP"
 PGDIR=$TMP/pg
 PIDS=()
 cleanup() {
-  trap - INT TERM EXIT
+  trap '' INT TERM  # a second Ctrl-C must not cut the cleanup short
+  trap - EXIT
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   "$ROOT/scripts/pg" stop "$PGDIR" >/dev/null 2>&1 || true
