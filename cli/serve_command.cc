@@ -9,21 +9,18 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include "cli/commands.h"
 #include "common/log.h"
 #include "common/pg.h"
+#include "common/stop_signals.h"
 #include "config/config_loader.h"
 #include "differentiator/rules_reloader.h"
 #include "edgecache/edge_server.h"
@@ -92,56 +89,19 @@ edge::EdgeResumePoint ReadResumePoint(const std::string& conninfo, const std::st
   return rp;
 }
 
-// Publishes the invalidator's applied position (every change at or before it
-// has been ejected) for the edge's disk tier, which reads it on its hit path
-// and so must see only an atomic. Sampling lags the truth, which only makes
-// stamps older (more records discarded at a restart), never younger.
-class AppliedLsnSampler {
- public:
-  explicit AppliedLsnSampler(const std::atomic<invalidator::Invalidator*>* live) : live_(live) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~AppliedLsnSampler() { Stop(); }
-  // Ends sampling (before the invalidator goes away); Get() keeps answering.
-  void Stop() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-  std::optional<uint64_t> Get() const {
-    uint64_t v = lsn_.load(std::memory_order_acquire);
-    if (v == 0) return std::nullopt;
-    return v;
-  }
-
- private:
-  void Run() {
-    std::unique_lock lock(mu_);
-    while (!stop_) {
-      if (auto* inv = live_->load()) {
-        uint64_t applied = inv->GetMetrics().applied_lsn;
-        if (applied > lsn_.load(std::memory_order_relaxed))
-          lsn_.store(applied, std::memory_order_release);
-      }
-      cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return stop_; });
-    }
-  }
-
-  const std::atomic<invalidator::Invalidator*>* live_;
-  std::atomic<uint64_t> lsn_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
+// The invalidator's applied position (every change at or before it has been
+// ejected), which the edge's disk tier stamps records with; none before the
+// invalidator runs or has applied anything.
+std::optional<uint64_t> EjectedThrough(const invalidator::Invalidator* inv) {
+  uint64_t lsn = inv ? inv->applied_lsn() : 0;
+  if (lsn == 0) return std::nullopt;
+  return lsn;
+}
 
 // The other parts' metrics, appended to the edge's /metrics.
 std::string ServeMetrics(const invalidator::Invalidator* inv, const Sniffer& sniffer,
                          const sqlmap::InFlightRegistry& registry, const sqlmap::SqlMap& map,
-                         const AppliedLsnSampler* ejected_through) {
+                         bool disk_tier) {
   std::string out;
   SnifferStats s = sniffer.stats();
   Metric(out, "cacheportal_sniffer_connections_active", "gauge", "Client connections open.",
@@ -174,10 +134,10 @@ std::string ServeMetrics(const invalidator::Invalidator* inv, const Sniffer& sni
     Metric(out, "cacheportal_invalidator_confirmed_lsn", "gauge",
            "Last flush position confirmed to the server.", static_cast<double>(m.confirmed_lsn));
   }
-  if (ejected_through)
+  if (disk_tier)
     Metric(out, "cacheportal_edge_disk_stamp_lsn", "gauge",
            "Position the edge's disk tier stamps new records with (0 = none yet).",
-           static_cast<double>(ejected_through->Get().value_or(0)));
+           static_cast<double>(EjectedThrough(inv).value_or(0)));
   return out;
 }
 
@@ -235,11 +195,7 @@ int RunServeCommand(int argc, char** argv) {
 
   // Block the stop signals in every thread (threads inherit the mask) so that
   // only the sigwait below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = BlockStopSignals();
   signal(SIGPIPE, SIG_IGN);
 
   sqlmap::AnalyzerOptions analyzer_options;
@@ -284,8 +240,8 @@ int RunServeCommand(int argc, char** argv) {
   // The invalidator starts after the edge; the edge stops before it goes.
   std::atomic<invalidator::Invalidator*> live_invalidator{nullptr};
   Sniffer* live_sniffer = sniffer->get();
-  std::shared_ptr<AppliedLsnSampler> applied_lsn;
-  if (!c.edge.disk_tier_path.empty()) {
+  const bool disk_tier = !c.edge.disk_tier_path.empty();
+  if (disk_tier) {
     if (!c.sqlmap.sync_writes)
       log::Warn("serve",
                 "edge.disk_tier_path is set without sqlmap.sync_writes: a process crash keeps "
@@ -296,12 +252,12 @@ int RunServeCommand(int argc, char** argv) {
     edge_deps.resume_point = [conninfo, slot, the_map] {
       return ReadResumePoint(conninfo, slot, the_map->AppliedLsn());
     };
-    applied_lsn = std::make_shared<AppliedLsnSampler>(&live_invalidator);
-    edge_deps.ejected_through = [sampler = applied_lsn] { return sampler->Get(); };
+    edge_deps.ejected_through = [&live_invalidator] {
+      return EjectedThrough(live_invalidator.load());
+    };
   }
-  edge_deps.extra_metrics = [&live_invalidator, live_sniffer, &registry, &map,
-                             sampler = applied_lsn] {
-    return ServeMetrics(live_invalidator.load(), *live_sniffer, registry, *map, sampler.get());
+  edge_deps.extra_metrics = [&live_invalidator, live_sniffer, &registry, &map, disk_tier] {
+    return ServeMetrics(live_invalidator.load(), *live_sniffer, registry, *map, disk_tier);
   };
   auto edge = edge::EdgeServer::Start(c.edge, std::move(edge_deps));
   if (!edge.ok()) {
@@ -339,9 +295,9 @@ int RunServeCommand(int argc, char** argv) {
   // The edge first: no new fills. Then the sniffer, then the invalidator,
   // whose last status update confirms only what was ejected.
   (*edge)->Stop();
-  if (applied_lsn) applied_lsn->Stop();
   (*sniffer)->Stop();
   (*inv)->Stop();
+  live_invalidator.store(nullptr);  // the edge's hooks must not reach it once it goes
   log::Info("serve", "stopped");
   return kExitOk;
 }

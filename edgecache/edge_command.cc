@@ -17,6 +17,7 @@
 
 #include "cli/commands.h"
 #include "common/log.h"
+#include "common/stop_signals.h"
 #include "config/config_loader.h"
 #include "differentiator/rules_reloader.h"
 #include "edgecache/edge_server.h"
@@ -151,11 +152,7 @@ int RunEdgeCommand(int argc, char** argv) {
 
   // Block the stop signals before any thread starts, so every worker inherits
   // the mask and only sigwait below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = BlockStopSignals();
   signal(SIGPIPE, SIG_IGN);
 
   edge::EdgeDeps deps;

@@ -38,7 +38,6 @@ ChangeProcessor::ChangeProcessor(DependencySource* source, Ejector* ejector, Joi
       now_(now ? std::move(now) : Clock(SystemNowMicros)) {
   applied_ = source_->AppliedLsn();
   persisted_ = applied_;
-  metrics_.applied_lsn = applied_;
 }
 
 // Counts are gathered without the lock and published once per message (or
@@ -58,7 +57,9 @@ void ChangeProcessor::Publish() {
 
 InvalidatorMetrics ChangeProcessor::Metrics() const {
   std::lock_guard lock(mu_);
-  return metrics_;
+  InvalidatorMetrics m = metrics_;
+  m.applied_lsn = PersistedLsn();
+  return m;
 }
 
 Lsn ChangeProcessor::ConfirmableLsn() const {
@@ -684,8 +685,6 @@ void ChangeProcessor::PersistPosition() {
   }
   persisted_ = c;
   last_persist_us_ = now_();
-  std::lock_guard lock(mu_);
-  metrics_.applied_lsn = c;
 }
 
 }  // namespace cacheportal::invalidator

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -100,6 +101,10 @@ class ChangeProcessor {
 
   InvalidatorMetrics Metrics() const;
 
+  // Any thread: the position last written to the map; every change at or
+  // before it has been ejected (what a cache may stamp its entries with).
+  Lsn PersistedLsn() const { return persisted_.load(std::memory_order_acquire); }
+
  private:
   // A row image some instance's join check needs (stored once per change).
   struct JoinRow {
@@ -175,7 +180,7 @@ class ChangeProcessor {
   Txn txn_;
   std::vector<Guard> guards_;
   Lsn applied_ = 0;
-  Lsn persisted_ = 0;
+  std::atomic<Lsn> persisted_{0};
   int64_t last_persist_us_ = 0;
   int64_t last_commit_unix_us_ = 0;
   std::vector<InstanceId> scratch_ids_;

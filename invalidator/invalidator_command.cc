@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "common/log.h"
+#include "common/stop_signals.h"
 #include "config/config_loader.h"
 #include "invalidator/http_ejector.h"
 #include "invalidator/replication.h"
@@ -141,11 +142,7 @@ int RunInvalidatorCommand(int argc, char** argv) {
   }
   auto source = invalidator::MakeSqlMapSource(map.get());
 
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = BlockStopSignals();
 
   invalidator::InvalidatorDeps deps;
   deps.conninfo = database.empty() ? config.common.database : database;

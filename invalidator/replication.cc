@@ -715,6 +715,8 @@ void Invalidator::Kill() {
   impl_->watchdog->Stop();
 }
 
+uint64_t Invalidator::applied_lsn() const { return impl_->processor->PersistedLsn(); }
+
 InvalidatorMetrics Invalidator::GetMetrics() const {
   InvalidatorMetrics m = impl_->processor->Metrics();
   std::lock_guard lock(impl_->metrics_mu);

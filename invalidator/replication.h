@@ -21,7 +21,7 @@
 // withdraws while disconnected, not yet caught up, or when a received change
 // outlives max_staleness_seconds even if the stream thread is blocked.
 //
-// Thread-safety: Start/Stop/Kill from one owner thread; GetMetrics from any.
+// Thread-safety: Start/Stop/Kill from one owner thread; GetMetrics and applied_lsn from any.
 #pragma once
 
 #include <memory>
@@ -63,6 +63,9 @@ class Invalidator {
   bool stop_requested() const;
 
   InvalidatorMetrics GetMetrics() const;
+  // Any thread, cheap (an atomic load): the position through which every
+  // change has been ejected; 0 before the first one.
+  uint64_t applied_lsn() const;
   // The tables in the publication (schema-qualified), as resolved by Start().
   const std::vector<std::string>& monitored_tables() const;
 

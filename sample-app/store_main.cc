@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "common/log.h"
+#include "common/stop_signals.h"
 #include "config/config_loader.h"
 #include "sample-app/loader.h"
 #include "sample-app/store_server.h"
@@ -148,11 +149,7 @@ int main(int argc, char** argv) {
 
   // Block the stop signals before any thread starts so that every worker
   // inherits the mask and only sigwait below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = BlockStopSignals();
   std::signal(SIGPIPE, SIG_IGN);
 
   store::StoreServerOptions options;

@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "common/log.h"
+#include "common/stop_signals.h"
 #include "config/config_loader.h"
 #include "sniffer/sniffer.h"
 
@@ -153,11 +154,7 @@ int RunSnifferCommand(int argc, char** argv) {
 
   // Block the stop signals before any thread starts so that only sigwait()
   // below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = BlockStopSignals();
 
   LoggingSink sink;
   auto sniffer = Sniffer::Start(o, &sink);

@@ -216,6 +216,7 @@ Result<ParsedResponse> ParseResponse(std::string_view buf, bool head_request, Re
   } else {
     ParsedResponse more;
     more.until_close = true;
+    more.body_offset = pos;
     return more;
   }
   p.consumed = pos;
@@ -252,7 +253,7 @@ Result<Response> HttpClient::SendOnce(const Request& req, bool* retryable) {
     if (!s.ok()) {
       if (parsed->until_close && !s.IsTimedOut()) {
         // The body ran to the connection's end; the head is in front of it.
-        resp.body = buf_.substr(buf_.find("\r\n\r\n") + 4);
+        resp.body = buf_.substr(parsed->body_offset);
         Close();
         return resp;
       }

@@ -50,6 +50,7 @@ struct ParsedResponse {
   size_t consumed = 0;       // bytes of the buffer the response used; 0 = incomplete
   bool close = false;        // the server closes the connection after it
   bool until_close = false;  // no length: the body runs to the connection's end
+  size_t body_offset = 0;    // with until_close: where the body starts in the buffer
 };
 // Parses one response at the front of `buf` (a reply to a HEAD request when
 // `head_request`). Incomplete input gives consumed == 0 (and, for a body

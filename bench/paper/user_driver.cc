@@ -72,6 +72,7 @@ class Loop {
   Status Run() {
     epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     if (!epoll_) return Status::IOError(std::string("epoll_create1: ") + std::strerror(errno));
+    active_ = slots_.size();
     Clock::time_point now = Clock::now();
     for (size_t i = 0; i < slots_.size(); ++i) Begin(i, now);
     std::vector<epoll_event> events(256);
@@ -263,7 +264,7 @@ class Loop {
     if (parsed->consumed == 0) {
       if (!eof) return;
       if (parsed->until_close) {
-        resp.body = s.in.substr(s.in.find("\r\n\r\n") + 4);
+        resp.body = s.in.substr(parsed->body_offset);
         s.fd.reset();
         Finish(i, std::move(resp), now);
         return;
@@ -310,9 +311,6 @@ class Loop {
   size_t active_ = 0;
   using Timer = std::pair<Clock::time_point, size_t>;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
-
- public:
-  void Activate() { active_ = slots_.size(); }
 };
 
 }  // namespace
@@ -338,7 +336,6 @@ Status DriveUsers(const UserDriverOptions& options, const std::vector<SimulatedU
   std::vector<Status> results(threads, Status::OK());
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
-    loops[t]->Activate();
     workers.emplace_back([&, t] { results[t] = loops[t]->Run(); });
   }
   for (auto& w : workers) w.join();

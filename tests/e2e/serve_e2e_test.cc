@@ -3,6 +3,7 @@
 // with plain SQL behind the app's back, as a psql session would.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +25,13 @@ namespace {
 using testing::ChildProcess;
 using testing::HttpGet;
 using testing::HttpResponse;
+
+// The value of an unlabelled metric line in a Prometheus text, -1 if absent.
+double MetricIn(const std::string& text, const std::string& name) {
+  size_t at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::atof(text.c_str() + at + 1 + name.size() + 1);
+}
 
 std::string Bin(const std::string& rel) { return std::string(testing::kBuildDir) + "/" + rel; }
 
@@ -185,12 +193,10 @@ class E2E : public ::testing::Test {
     EXPECT_TRUE(m.ok());
     if (!m.ok()) return 0;
     double total = 0;
-    for (const char* name : {"cacheportal_invalidator_poll_errors_total ",
-                             "cacheportal_invalidator_poll_timeouts_total ",
-                             "cacheportal_invalidator_polls_skipped_total "}) {
-      size_t at = m->body.find(std::string("\n") + name);
-      if (at != std::string::npos) total += std::atof(m->body.c_str() + at + 1 + std::strlen(name));
-    }
+    for (const char* name : {"cacheportal_invalidator_poll_errors_total",
+                             "cacheportal_invalidator_poll_timeouts_total",
+                             "cacheportal_invalidator_polls_skipped_total"})
+      total += std::max(0.0, MetricIn(m->body, name));
     return total;
   }
 
@@ -345,10 +351,7 @@ TEST_F(E2E, MetricsCoverEveryPartAndNeedTheToken) {
 double MetricValue(uint16_t admin, const std::string& name) {
   auto m = HttpGet(admin, "/metrics", {{"Authorization", "Bearer e2e-token"}});
   EXPECT_TRUE(m.ok());
-  if (!m.ok()) return -1;
-  size_t at = m->body.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::atof(m->body.c_str() + at + 1 + name.size() + 1);
+  return m.ok() ? MetricIn(m->body, name) : -1;
 }
 
 // The edge's disk tier across a restart of `cacheportal serve`: a page that
