@@ -428,6 +428,44 @@ struct HugePageAllocator {
   }
 };
 
+// Open addressing with linear probing, shared by the two flat tables below:
+// a slot with key 0 is empty and `home(key)` is where a key's probe starts.
+
+// Removes slots[i] without tombstones: later entries of the same probe run
+// shift back into the hole, so every probe sequence stays intact.
+template <typename Slots, typename Home>
+void EraseShiftingBack(Slots& slots, size_t i, Home home) {
+  size_t mask = slots.size() - 1;
+  size_t hole = i;
+  size_t j = i;
+  for (;;) {
+    j = (j + 1) & mask;
+    if (slots[j].key == 0) break;
+    size_t h = home(slots[j].key);
+    bool movable = hole <= j ? (h <= hole || h > j) : (h <= hole && h > j);
+    if (movable) {
+      slots[hole] = std::move(slots[j]);
+      hole = j;
+    }
+  }
+  slots[hole] = {};
+}
+
+// Doubles the table and re-inserts every entry.
+template <typename Slots, typename Home>
+void GrowDoubling(Slots& slots, Home home) {
+  Slots old = std::move(slots);
+  slots.clear();
+  slots.resize(old.size() * 2);
+  size_t mask = slots.size() - 1;
+  for (auto& s : old) {
+    if (s.key == 0) continue;
+    size_t i = home(s.key);
+    while (slots[i].key != 0) i = (i + 1) & mask;
+    slots[i] = std::move(s);
+  }
+}
+
 // (table, column, canonical value) → instance ids, keyed by a 64-bit hash of
 // the triple: open addressing with linear probing, so a lookup touches one
 // cache line whatever the map size. A hash collision can only add
@@ -495,21 +533,7 @@ class EqIndex {
     } else if (s.value != id) {
       return;
     }
-    // Backward-shift deletion keeps probe sequences intact without tombstones.
-    size_t mask = slots_.size() - 1;
-    size_t hole = i;
-    size_t j = i;
-    for (;;) {
-      j = (j + 1) & mask;
-      if (slots_[j].key == 0) break;
-      size_t home = slots_[j].key & mask;
-      bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
-      if (movable) {
-        slots_[hole] = slots_[j];
-        hole = j;
-      }
-    }
-    slots_[hole] = Slot{};
+    EraseShiftingBack(slots_, i, [mask = slots_.size() - 1](uint64_t k) { return k & mask; });
     --used_;
   }
 
@@ -563,16 +587,7 @@ class EqIndex {
   }
 
   void Grow() {
-    std::vector<Slot, HugePageAllocator<Slot>> old = std::move(slots_);
-    slots_.clear();
-    slots_.resize(old.size() * 2);
-    size_t mask = slots_.size() - 1;
-    for (const auto& s : old) {
-      if (s.key == 0) continue;
-      size_t i = s.key & mask;
-      while (slots_[i].key != 0) i = (i + 1) & mask;
-      slots_[i] = s;
-    }
+    GrowDoubling(slots_, [mask = slots_.size() * 2 - 1](uint64_t k) { return k & mask; });
   }
 
   std::vector<Slot, HugePageAllocator<Slot>> slots_;
@@ -603,20 +618,7 @@ class InstanceTable {
     uint64_t key = Norm(id);
     size_t i = Find(key);
     if (slots_[i].key == 0) return;
-    size_t mask = slots_.size() - 1;
-    size_t hole = i;
-    size_t j = i;
-    for (;;) {
-      j = (j + 1) & mask;
-      if (slots_[j].key == 0) break;
-      size_t home = Home(slots_[j].key);
-      bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
-      if (movable) {
-        slots_[hole] = std::move(slots_[j]);
-        hole = j;
-      }
-    }
-    slots_[hole] = Slot{};
+    EraseShiftingBack(slots_, i, [this](uint64_t k) { return Home(k); });
     --used_;
   }
 
@@ -642,17 +644,9 @@ class InstanceTable {
     while (slots_[i].key != 0 && slots_[i].key != key) i = (i + 1) & mask;
     return i;
   }
+  // Home() reads the new size, so it is evaluated after the resize.
   void Grow() {
-    std::vector<Slot, HugePageAllocator<Slot>> old = std::move(slots_);
-    slots_.clear();
-    slots_.resize(old.size() * 2);
-    size_t mask = slots_.size() - 1;
-    for (auto& s : old) {
-      if (s.key == 0) continue;
-      size_t i = Home(s.key);
-      while (slots_[i].key != 0) i = (i + 1) & mask;
-      slots_[i] = std::move(s);
-    }
+    GrowDoubling(slots_, [this](uint64_t k) { return Home(k); });
   }
 
   std::vector<Slot, HugePageAllocator<Slot>> slots_;
