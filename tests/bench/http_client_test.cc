@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/http_client.h"
+
 namespace cacheportal::bench {
 namespace {
 
@@ -153,15 +155,7 @@ TEST(HttpClient, ReconnectsWhenTheServerClosedAKeptConnection) {
 }
 
 TEST(HttpClient, ConnectionRefusedIsAnError) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  uint16_t port = ntohs(a.sin_port);
-  ::close(fd);  // bound, never listened: nothing accepts there
+  uint16_t port = cacheportal::testing::PickFreePort();  // nothing listens there
   HttpClient c(BaseUrl{"127.0.0.1", port}, 1000);
   auto r = c.Get("/");
   EXPECT_FALSE(r.ok());

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/http_client.h"
+
 namespace cacheportal::bench {
 namespace {
 
@@ -177,15 +179,7 @@ TEST(DriveUsers, AnUnansweredRequestTimesOutAndTheOthersGoOn) {
 }
 
 TEST(DriveUsers, ARefusedConnectionIsAnErrorPerRequest) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  uint16_t port = ntohs(a.sin_port);
-  ::close(fd);  // bound then closed: nothing listens there
+  uint16_t port = cacheportal::testing::PickFreePort();  // nothing listens there
   CountingUser user(1, 3);
   ASSERT_TRUE(DriveUsers(OptionsFor(port, 1), {&user}).ok());
   EXPECT_TRUE(user.bodies().empty());

@@ -5,6 +5,7 @@
 
 #include <atomic>
 
+#include "common/session_cookie.h"
 #include "edgecache/disk_tier.h"
 #include "edgecache/edge_server.h"
 #include "tests/edgecache/test_http.h"
@@ -58,20 +59,6 @@ class DiskEdge {
   }
   std::unique_ptr<EdgeServer> edge;
 };
-
-std::string PercentEncode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
 
 EdgeResumePoint At(uint64_t position, bool recreated = false) {
   return EdgeResumePoint{true, position, recreated};

@@ -19,6 +19,7 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 
+#include "common/session_cookie.h"
 #include "common/traceparent.h"
 #include "tests/edgecache/test_http.h"
 
@@ -42,20 +43,6 @@ OriginResponse Page(std::string body, std::vector<std::pair<std::string, std::st
   r.headers = std::move(h);
   r.headers.emplace_back("Content-Type", "text/html");
   return r;
-}
-
-std::string PercentEncode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
 }
 
 class FakeRegistrar : public PageRegistrar {
