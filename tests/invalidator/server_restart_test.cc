@@ -1,9 +1,6 @@
 // The invalidator across a PostgreSQL restart. The test runs its own
 // throwaway cluster (scripts/pg, on a port picked by the kernel) so that
 // restarting it disturbs no other test.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -15,6 +12,7 @@
 #include "invalidator/replication.h"
 #include "tests/invalidator/fakes.h"
 #include "tests/invalidator/template_builders.h"
+#include "tests/support/http_client.h"
 #include "tests/support/test_env.h"
 
 namespace cacheportal::invalidator {
@@ -23,23 +21,10 @@ namespace {
 using sqlmap::CompareOp;
 using namespace test;  // NOLINT
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 class ServerRestart : public ::testing::Test {
  protected:
   void SetUp() override {
-    port_ = FreePort();
+    port_ = testing::PickFreePort();
     dir_ = "/tmp/cp-inval-restart-" + std::to_string(::getpid());
     ASSERT_EQ(Pg("start"), 0);
     conninfo_ = "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres";
@@ -49,8 +34,9 @@ class ServerRestart : public ::testing::Test {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
-  int Pg(const std::string& cmd) {
-    std::string c = std::string(testing::kSourceDir) + "/scripts/pg " + cmd + " " + dir_ +
+  int Pg(const std::string& cmd, const std::string& extra_options = "") {
+    std::string c = (extra_options.empty() ? "" : "PG_EXTRA_OPTIONS='" + extra_options + "' ") +
+                    std::string(testing::kSourceDir) + "/scripts/pg " + cmd + " " + dir_ +
                     (cmd == "start" ? " " + std::to_string(port_) : "") + " >/dev/null";
     return std::system(c.c_str());
   }
@@ -106,6 +92,27 @@ TEST_F(ServerRestart, ReconnectsWithoutVouchingMeanwhileAndKeepsEjecting) {
   auto c = pg::Connect(conninfo_);
   ASSERT_TRUE(c.ok());
   pg::Exec(c->get(), "SELECT pg_drop_replication_slot('restart_slot')");
+}
+
+// A server without logical decoding: Start() refuses at once, naming the
+// setting to change, instead of retrying a stream that can never start.
+TEST_F(ServerRestart, WalLevelNotLogicalIsAClearError) {
+  ASSERT_EQ(Pg("stop"), 0);
+  ASSERT_EQ(Pg("start", "-c wal_level=replica"), 0);
+  FakeSource source;
+  RecordingEjector ejector;
+  InvalidatorDeps deps;
+  deps.conninfo = conninfo_;
+  deps.options.slot_name = "never_slot";
+  deps.options.publication_name = "never_pub";
+  deps.source = &source;
+  deps.ejector = &ejector;
+  auto inv = Invalidator::Start(deps);
+  ASSERT_FALSE(inv.ok());
+  EXPECT_NE(inv.status().message().find("wal_level is 'replica'"), std::string::npos)
+      << inv.status().ToString();
+  EXPECT_NE(inv.status().message().find("wal_level=logical"), std::string::npos)
+      << inv.status().ToString();
 }
 
 }  // namespace
