@@ -149,29 +149,50 @@ Status ChangeProcessor::OnChange(RowChange change) {
   if (change.kind != RowChange::Kind::kInsert) AddTable(&txn_.tables_not_insert_only, table);
   Count(&InvalidatorMetrics::changes);
 
-  // In-flight requests first (see common/page_registrar.h for why the order matters).
+  // In-flight requests first (see common/page_registrar.h for why the order
+  // matters): now, for each change; its map lookup comes later, in FlushPending.
   size_t tainted = source_->TaintMatching(table, [&](const sqlmap::QueryInstance& inst) {
     return EvaluateChange(change, inst, options_.eval).impact != Impact::kNone;
   });
   if (tainted) Count(&InvalidatorMetrics::tainted_requests, tainted);
 
-  std::vector<InstanceId>& ids = scratch_ids_;
-  ids.clear();
-  bool unknown = (change.old_row && HasUnknown(*change.old_row)) ||
-                 (change.new_row && HasUnknown(*change.new_row));
-  if (unknown) {
-    source_->InstancesReading(table, &ids);
+  txn_.pending.push_back(std::move(change));
+  if (txn_.pending.size() >= std::max<size_t>(1, options_.probe_batch_changes)) FlushPending();
+  return Status::OK();
+}
+
+const std::vector<int>& ChangeProcessor::ProbeColumns(const std::shared_ptr<const Relation>& rel) {
+  for (const auto& [r, cols] : probe_columns_)
+    if (r == rel.get()) return cols;
+  std::vector<int> cols;
+  // Only columns something is indexed on need a lookup, when the source can tell.
+  scratch_names_.clear();
+  if (source_->IndexedColumns(rel->table, &scratch_names_)) {
+    for (const auto& name : scratch_names_)
+      if (int i = rel->Find(name); i >= 0) cols.push_back(i);
   } else {
-    // Only columns something is indexed on need a lookup, when the source can tell.
-    std::vector<int>& cols = scratch_cols_;
-    cols.clear();
-    scratch_names_.clear();
-    if (source_->IndexedColumns(table, &scratch_names_)) {
-      for (const auto& name : scratch_names_)
-        if (int i = change.rel->Find(name); i >= 0) cols.push_back(i);
-    } else {
-      for (size_t i = 0; i < change.rel->columns.size(); ++i) cols.push_back(static_cast<int>(i));
-    }
+    for (size_t i = 0; i < rel->columns.size(); ++i) cols.push_back(static_cast<int>(i));
+  }
+  probe_columns_.emplace_back(rel.get(), std::move(cols));
+  return probe_columns_.back().second;
+}
+
+void ChangeProcessor::FlushPending() {
+  std::vector<RowChange>& pending = txn_.pending;
+  if (pending.empty()) return;
+  // Every pending change's probes, in arrival order, then one batch lookup.
+  // The probes point into `pending`, which does not change until the end.
+  std::vector<ValueProbe>& probes = scratch_probes_;
+  std::vector<size_t>& first_probe = scratch_first_probe_;
+  probes.clear();
+  first_probe.clear();
+  probe_columns_.clear();
+  for (const RowChange& change : pending) {
+    first_probe.push_back(probes.size());
+    bool unknown = (change.old_row && HasUnknown(*change.old_row)) ||
+                   (change.new_row && HasUnknown(*change.new_row));
+    if (unknown) continue;  // every instance on the table: no lookup
+    const std::vector<int>& cols = ProbeColumns(change.rel);
     for (const auto* row : {change.old_row ? &*change.old_row : nullptr,
                             change.new_row ? &*change.new_row : nullptr}) {
       if (!row) continue;
@@ -182,12 +203,41 @@ Status ChangeProcessor::OnChange(RowChange change) {
         if (row == &*change.new_row && change.old_row && change.kind == RowChange::Kind::kUpdate &&
             change.changed[i] == Tri::kNo)
           continue;
-        source_->CandidatesByValue(table, change.rel->columns[i].name, c.text, &ids);
+        probes.push_back(ValueProbe{change.rel->table, change.rel->columns[i].name, c.text});
       }
     }
   }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  first_probe.push_back(probes.size());
+  std::vector<InstanceId>& found = scratch_found_;
+  std::vector<size_t>& ends = scratch_ends_;
+  found.clear();
+  ends.clear();
+  if (!probes.empty()) source_->CandidatesByValues(probes, &found, &ends);
+
+  std::vector<InstanceId>& ids = scratch_ids_;
+  for (size_t k = 0; k < pending.size(); ++k) {
+    const RowChange& change = pending[k];
+    ids.clear();
+    bool unknown = (change.old_row && HasUnknown(*change.old_row)) ||
+                   (change.new_row && HasUnknown(*change.new_row));
+    if (unknown) {
+      source_->InstancesReading(change.rel->table, &ids);
+    } else if (first_probe[k] < first_probe[k + 1]) {
+      size_t begin = first_probe[k] == 0 ? 0 : ends[first_probe[k] - 1];
+      size_t end = ends[first_probe[k + 1] - 1];
+      ids.assign(found.begin() + static_cast<std::ptrdiff_t>(begin),
+                 found.begin() + static_cast<std::ptrdiff_t>(end));
+    }
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    EvaluateCandidates(change, ids, unknown);
+  }
+  pending.clear();
+}
+
+void ChangeProcessor::EvaluateCandidates(const RowChange& change,
+                                         const std::vector<InstanceId>& ids, bool unknown) {
+  const std::string& table = change.rel->table;
   // The table's unindexed instances are candidates for every change to it:
   // keep them resolved between changes. An id is a hash of the shape and the
   // values, so a cached instance is the instance the id names; the id list
@@ -256,7 +306,6 @@ Status ChangeProcessor::OnChange(RowChange change) {
     }
   }
   Count(&InvalidatorMetrics::candidates_evaluated, evaluated);
-  return Status::OK();
 }
 
 const ChangeProcessor::UnindexedCache* ChangeProcessor::ResolveUnindexed(const std::string& table) {
@@ -285,6 +334,7 @@ const ChangeProcessor::UnindexedCache* ChangeProcessor::ResolveUnindexed(const s
 }
 
 Status ChangeProcessor::OnTruncate(const TruncateMessage& m) {
+  FlushPending();  // evaluate the changes before it in order
   for (uint32_t relid : m.relids) {
     auto rel = relations_.Get(relid);
     Count(&InvalidatorMetrics::changes);
@@ -606,6 +656,7 @@ Status ChangeProcessor::EjectEverything(const std::string& reason) {
 }
 
 Status ChangeProcessor::OnCommit(const CommitMessage& m) {
+  FlushPending();
   Txn txn = std::move(txn_);
   txn_ = Txn{};
   if (m.end_lsn <= applied_) {

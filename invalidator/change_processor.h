@@ -7,6 +7,9 @@
 //   candidate instances (equality index for the old and new row's values, plus
 //   the table's unindexed instances; every instance on the table when part of
 //   a row image is unknown), evaluate them, and collect affected instances.
+//   The finding and evaluating is deferred and done for up to
+//   probe_batch_changes changes at once, in arrival order, always before
+//   the Commit's ejections (a lookup made later only sees more of the map).
 //   At Commit: settle join checks (poll or conservative), eject every key of
 //   the affected instances plus the pages that include them (each key once),
 //   remove them from the map, record end_lsn as applied. Only then does
@@ -57,6 +60,13 @@ struct ProcessorOptions {
   // is behind: its joins eject conservatively instead of polling, so the
   // invalidator catches up (polls_skipped). Default: 0 = always poll.
   double skip_polls_lag_seconds = 0;
+  // Row changes whose index lookups are made together (one
+  // DependencySource::CandidatesByValues call, whose memory misses overlap).
+  // Each change still taints in-flight requests as it arrives; its lookups
+  // and evaluation wait until this many are pending or the transaction's
+  // Commit (or a Truncate) arrives, which ejects nothing any later.
+  // Default: 32; 1 = look each change up as it arrives.
+  size_t probe_batch_changes = 32;
 };
 
 class ChangeProcessor {
@@ -134,6 +144,8 @@ class ChangeProcessor {
     bool eject_all = false;
     std::string eject_all_reason;
     uint64_t changes = 0;
+    // Changes that tainted in-flight requests but await their lookups (FlushPending).
+    std::vector<RowChange> pending;
   };
   // A provisional "no" from a poll: it holds only if no transaction committed
   // before `until` touched `tables`.
@@ -153,6 +165,14 @@ class ChangeProcessor {
   const UnindexedCache* ResolveUnindexed(const std::string& table);
 
   Status OnChange(RowChange change);
+  // Looks up the pending changes' candidates in one batch and evaluates each change.
+  void FlushPending();
+  // The indexed columns of `rel` to look a row of it up by (cached per flush).
+  const std::vector<int>& ProbeColumns(const std::shared_ptr<const Relation>& rel);
+  // Evaluates `ids` (sorted, unique; plus the table's unindexed instances
+  // unless `unknown`) against `change`, collecting affected instances and join checks.
+  void EvaluateCandidates(const RowChange& change, const std::vector<InstanceId>& ids,
+                          bool unknown);
   Status OnTruncate(const TruncateMessage& m);
   Status OnCommit(const CommitMessage& m);
   void SettleJoins(const CommitMessage& m, Lsn hold_at);
@@ -191,8 +211,14 @@ class ChangeProcessor {
   size_t unpublished_n_ = 0;
   int64_t eject_us_ = 0, remove_us_ = 0;  // the last EjectKeys' steps
   std::unordered_map<std::string, UnindexedCache> unindexed_cache_;
-  std::vector<int> scratch_cols_;
   std::vector<std::string> scratch_names_;
+  // FlushPending's scratch: the batch's probes, their ends in the found ids,
+  // each change's first probe, and the probe columns of each relation seen.
+  std::vector<ValueProbe> scratch_probes_;
+  std::vector<size_t> scratch_ends_;
+  std::vector<size_t> scratch_first_probe_;
+  std::vector<InstanceId> scratch_found_;
+  std::vector<std::pair<const Relation*, std::vector<int>>> probe_columns_;
 
   mutable std::mutex mu_;  // guards metrics_
   InvalidatorMetrics metrics_;

@@ -17,10 +17,12 @@
 
 #include "common/status.h"
 #include "sqlmap/query_template.h"
+#include "sqlmap/sqlmap.h"
 
 namespace cacheportal::invalidator {
 
 using InstanceId = uint64_t;
+using ValueProbe = sqlmap::ValueProbe;  // (table, column, row value)
 
 class DependencySource {
  public:
@@ -29,6 +31,17 @@ class DependencySource {
   // Instances with an indexable `column = value` (or IN) predicate on `table`.
   virtual void CandidatesByValue(std::string_view table, std::string_view column,
                                  std::string_view value, std::vector<InstanceId>* out) const = 0;
+  // Several lookups at once: appends exactly what CandidatesByValue would for
+  // each probe in turn and, when `ends` is not null, one entry per probe (the
+  // size of `out` after its candidates). The map's implementation overlaps
+  // the probes' memory misses; this default just loops.
+  virtual void CandidatesByValues(std::span<const ValueProbe> probes, std::vector<InstanceId>* out,
+                                  std::vector<size_t>* ends) const {
+    for (const ValueProbe& p : probes) {
+      CandidatesByValue(p.table, p.column, p.value, out);
+      if (ends) ends->push_back(out->size());
+    }
+  }
   // Instances reading `table` without an indexable predicate on it (incl. coarse ones).
   virtual void UnindexedInstances(std::string_view table, std::vector<InstanceId>* out) const = 0;
   // Columns of `table` some instance is indexed on: only their values need a

@@ -34,6 +34,10 @@ class SqlMapSource final : public DependencySource {
                          std::vector<InstanceId>* out) const override {
     map_->CandidatesByValue(table, column, value, out);
   }
+  void CandidatesByValues(std::span<const ValueProbe> probes, std::vector<InstanceId>* out,
+                          std::vector<size_t>* ends) const override {
+    map_->CandidatesByValues(probes, out, ends);
+  }
   void UnindexedInstances(std::string_view table, std::vector<InstanceId>* out) const override {
     map_->UnindexedInstances(table, out);
   }

@@ -65,6 +65,14 @@ struct MapOptions {
 // CandidatesByValue return every instance indexed on (table, column).
 std::optional<std::string> CanonicalIndexValue(std::string_view value);
 
+// One lookup of a batch (SqlMap::CandidatesByValues): `value` is the row's
+// text, canonicalised by the map as for CandidatesByValue.
+struct ValueProbe {
+  std::string_view table;
+  std::string_view column;
+  std::string_view value;
+};
+
 struct PageInfo {
   std::string key;
   std::string url;
@@ -116,6 +124,20 @@ class SqlMap {
   // when it is not indexable, every instance indexed on (table, column).
   virtual void CandidatesByValue(std::string_view table, std::string_view column,
                                  std::string_view value, std::vector<InstanceId>* out) const = 0;
+  // The same for several values at once: appends to `out` exactly what
+  // CandidatesByValue would for each probe in turn (concatenated, in probe
+  // order), and, when `ends` is not null, appends one entry per probe: the
+  // size of `out` after that probe's candidates. Faster per value than
+  // single calls on a big map: every probe's slot is requested from memory
+  // before any is read, so the cache misses overlap (memory-level
+  // parallelism), and the lock is taken once.
+  virtual void CandidatesByValues(std::span<const ValueProbe> probes, std::vector<InstanceId>* out,
+                                  std::vector<size_t>* ends) const {
+    for (const ValueProbe& p : probes) {
+      CandidatesByValue(p.table, p.column, p.value, out);
+      if (ends) ends->push_back(out->size());
+    }
+  }
   // Instances reading `table` with no indexable predicate on it (incl. coarse ones).
   virtual void UnindexedInstances(std::string_view table, std::vector<InstanceId>* out) const = 0;
   // Every instance reading `table` (TRUNCATE, coarse baseline).

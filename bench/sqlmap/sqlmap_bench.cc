@@ -15,9 +15,15 @@
 // latency of one dependent random read in a buffer as big as the index's
 // slot table ("mem ns", the floor any hash index pays once per lookup) and
 // the lookup minus that floor ("own ns", which should stay flat).
+// Batched lookups ("batch4/batch16 ns/val"): the same hit values through
+// CandidatesByValues, 4 or 16 per call, as thread CPU time per value; the
+// map requests every probe's slot before reading any, so the misses overlap.
+// The last line is the largest/smallest size ratio of the single and batched
+// figures (the target: within 2x from 10k to 1M).
 // Prints one line per figure; exits 1 if a map call fails.
 #include <sys/mman.h>
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -192,8 +198,11 @@ int main(int argc, char** argv) {
   double put_cpu_seconds = 0;
   uint64_t put_instances = 0;
   std::mt19937_64 rng(42);
-  std::printf("%-10s %-16s %-14s %-9s %-9s %-20s %-14s\n", "instances", "register inst/s",
-              "lookup hit ns", "mem ns", "own ns", "hit+GetInstance ns", "lookup miss ns");
+  std::printf("%-10s %-16s %-14s %-9s %-9s %-20s %-14s %-15s %-15s\n", "instances",
+              "register inst/s", "lookup hit ns", "mem ns", "own ns", "hit+GetInstance ns",
+              "lookup miss ns", "batch4 ns/val", "batch16 ns/val");
+  // Per step: single hit, batch of 4, batch of 16 (ns per value), for the ratio line.
+  std::vector<std::array<double, 3>> per_value;
   for (uint64_t target : steps) {
     // Pre-build this step's instances (analysis is not part of the map figure).
     uint64_t first = pages;
@@ -255,15 +264,45 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "lookup found %zu of %d\n", found, n);
       return 1;
     }
+    // Batched: the same values, `b` per CandidatesByValues call.
+    std::vector<sm::ValueProbe> probes;
+    probes.reserve(n);
+    for (const auto& v : hits) probes.push_back({"public.inventory", "itemid", v});
+    double batch_ns[2] = {0, 0};
+    for (int k = 0; k < 2; ++k) {
+      const size_t b = k == 0 ? 4 : 16;
+      size_t batch_found = 0;
+      double b0 = ThreadCpuSeconds();
+      for (size_t i = 0; i + b <= probes.size(); i += b) {
+        out.clear();
+        map->CandidatesByValues(std::span<const sm::ValueProbe>(probes.data() + i, b), &out,
+                                nullptr);
+        batch_found += out.size();
+      }
+      batch_ns[k] = 1e9 * (ThreadCpuSeconds() - b0) / n;
+      if (batch_found != static_cast<size_t>(n)) {
+        std::fprintf(stderr, "batch lookup found %zu of %d\n", batch_found, n);
+        return 1;
+      }
+    }
+    per_value.push_back({index_ns, batch_ns[0], batch_ns[1]});
     sm::MapStats st = map->GetStats();
     char reg[64];
     std::snprintf(reg, sizeof reg, "%.0f", static_cast<double>(step_instances) / dt);
     // Distinct index keys: 4 per page (productid twice, itemid twice) plus
     // the few shared ones.
     double mem_ns = RandomReadNs(IndexTableBytes(pages * 4 + 8), n);
-    std::printf("%-10llu %-16s %-14.0f %-9.0f %-9.0f %-20.0f %-14.0f\n",
+    std::printf("%-10llu %-16s %-14.0f %-9.0f %-9.0f %-20.0f %-14.0f %-15.0f %-15.0f\n",
                 static_cast<unsigned long long>(st.instances), reg, index_ns, mem_ns,
-                index_ns - mem_ns, hit_ns, miss_ns);
+                index_ns - mem_ns, hit_ns, miss_ns, batch_ns[0], batch_ns[1]);
+  }
+  if (per_value.size() > 1) {
+    const auto& lo = per_value.front();
+    const auto& hi = per_value.back();
+    std::printf(
+        "lookup ratio largest/smallest size (target <= 2.00): single %.2f, batch4 %.2f, "
+        "batch16 %.2f\n",
+        hi[0] / lo[0], hi[1] / lo[1], hi[2] / lo[2]);
   }
   std::printf(
       "registration overall: %.0f instances/s wall, %.0f instances per CPU-second (all threads) "

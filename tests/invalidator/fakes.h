@@ -252,6 +252,89 @@ class FakeSource : public DependencySource {
   int clears_ = 0;
 };
 
+// Forwards to another source and records how the processor looks things up:
+// the probe count of every batch lookup, the number of single lookups, and
+// the order of taints ('T') and batch lookups ('L'). Thread-safe.
+class ProbeRecordingSource : public DependencySource {
+ public:
+  explicit ProbeRecordingSource(DependencySource* inner) : inner_(inner) {}
+
+  std::vector<size_t> batches() const {
+    std::lock_guard lock(mu_);
+    return batches_;
+  }
+  size_t single_lookups() const {
+    std::lock_guard lock(mu_);
+    return single_;
+  }
+  std::string events() const {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+  void ClearRecord() {
+    std::lock_guard lock(mu_);
+    batches_.clear();
+    single_ = 0;
+    events_.clear();
+  }
+
+  void CandidatesByValue(std::string_view table, std::string_view column, std::string_view value,
+                         std::vector<InstanceId>* out) const override {
+    {
+      std::lock_guard lock(mu_);
+      ++single_;
+    }
+    inner_->CandidatesByValue(table, column, value, out);
+  }
+  void CandidatesByValues(std::span<const ValueProbe> probes, std::vector<InstanceId>* out,
+                          std::vector<size_t>* ends) const override {
+    {
+      std::lock_guard lock(mu_);
+      batches_.push_back(probes.size());
+      events_.push_back('L');
+    }
+    inner_->CandidatesByValues(probes, out, ends);
+  }
+  void UnindexedInstances(std::string_view table, std::vector<InstanceId>* out) const override {
+    inner_->UnindexedInstances(table, out);
+  }
+  bool IndexedColumns(std::string_view table, std::vector<std::string>* out) const override {
+    return inner_->IndexedColumns(table, out);
+  }
+  void InstancesReading(std::string_view table, std::vector<InstanceId>* out) const override {
+    inner_->InstancesReading(table, out);
+  }
+  std::shared_ptr<const sqlmap::QueryInstance> GetInstance(InstanceId id) const override {
+    return inner_->GetInstance(id);
+  }
+  void KeysOfInstance(InstanceId id, std::vector<std::string>* out) const override {
+    inner_->KeysOfInstance(id, out);
+  }
+  void ParentsOf(std::string_view key, std::vector<std::string>* out) const override {
+    inner_->ParentsOf(key, out);
+  }
+  Status RemoveKeys(std::span<const std::string> keys) override { return inner_->RemoveKeys(keys); }
+  Status Clear() override { return inner_->Clear(); }
+  Status SetAppliedLsn(uint64_t lsn) override { return inner_->SetAppliedLsn(lsn); }
+  uint64_t AppliedLsn() const override { return inner_->AppliedLsn(); }
+  size_t TaintMatching(std::string_view table,
+                       const std::function<bool(const sqlmap::QueryInstance&)>& affects) override {
+    {
+      std::lock_guard lock(mu_);
+      events_.push_back('T');
+    }
+    return inner_->TaintMatching(table, affects);
+  }
+  size_t TaintAll() override { return inner_->TaintAll(); }
+
+ private:
+  DependencySource* inner_;
+  mutable std::mutex mu_;
+  mutable std::vector<size_t> batches_;
+  mutable size_t single_ = 0;
+  mutable std::string events_;
+};
+
 // Records every ejection; tests await keys with a bounded deadline. Can be
 // closed like a gate so that Eject() blocks until Open() (ack-ordering tests).
 class RecordingEjector : public Ejector {

@@ -361,6 +361,118 @@ TEST(SqlMapTest, CoarseInstancesAreUnindexed) {
   EXPECT_TRUE(Candidates(*map, "public.c", "id", "7").empty());
 }
 
+// What a batch lookup must return: each probe's single lookup, concatenated,
+// and the size of `out` after each (both appended after what `out` held).
+void ExpectBatchEqualsSingles(const SqlMap& m, const std::vector<ValueProbe>& probes) {
+  std::vector<InstanceId> want{42};  // appended to, not replaced
+  std::vector<size_t> want_ends{7};
+  for (const auto& p : probes) {
+    m.CandidatesByValue(p.table, p.column, p.value, &want);
+    want_ends.push_back(want.size());
+  }
+  std::vector<InstanceId> got{42};
+  std::vector<size_t> got_ends{7};
+  m.CandidatesByValues(probes, &got, &got_ends);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(got_ends, want_ends);
+  // Without `ends`, the same candidates.
+  std::vector<InstanceId> plain{42};
+  m.CandidatesByValues(probes, &plain, nullptr);
+  EXPECT_EQ(plain, want);
+}
+
+TEST(SqlMapTest, BatchLookupEqualsSingleLookups) {
+  TempDir dir;
+  auto map = OpenMap(dir.path());
+  Analyzer an(AnalyzerOptions{});
+  QueryInstance cat = Inst(an, "SELECT name FROM product WHERE catid = $1", {std::string("FISH")});
+  // Two instances on one key (item.productid = 'A') and an IN list adding a third.
+  QueryInstance a1 = Inst(an, "SELECT * FROM item WHERE productid = $1", {std::string("A")});
+  QueryInstance a2 = Inst(an, "SELECT itemid FROM item WHERE productid = $1", {std::string("A")});
+  QueryInstance in = Inst(an, "SELECT * FROM item WHERE productid IN ('A', 'B') AND qty > 0");
+  QueryInstance num = Inst(an, "SELECT * FROM inventory WHERE qty = 7");
+  std::vector<QueryInstance> inst{cat, a1, a2, in, num};
+  ASSERT_TRUE(map->PutPage("GET /mixed", inst, {}, "/mixed").ok());
+  std::vector<InstanceId> on_a;
+  map->CandidatesByValue("public.item", "productid", "A", &on_a);
+  ASSERT_EQ(on_a.size(), 3u) << "multi-instance key";
+
+  std::vector<ValueProbe> probes = {
+      {"public.product", "catid", "FISH"},         // hit
+      {"public.product", "catid", "DOGS"},         // miss
+      {"public.item", "productid", "A"},           // three instances
+      {"public.item", "productid", "B"},           // the IN list
+      {"public.item", "productid", "A"},           // duplicate probe
+      {"public.item", "productid", "1999-01-08"},  // not indexable: all on (item, productid)
+      {"public.inventory", "qty", "007"},          // canonicalised to 7
+      {"public.inventory", "qty", "1e5"},          // not indexable
+      {"public.nosuch", "id", "1"},                // unknown table
+      {"public.nosuch", "id", "12:00"},            // not indexable, unknown table
+      {"public.product", "catid", "fish"},         // case-folded hit
+  };
+  ExpectBatchEqualsSingles(*map, probes);
+  std::vector<InstanceId> all;
+  std::vector<size_t> ends;
+  map->CandidatesByValues(probes, &all, &ends);
+  ASSERT_EQ(ends.size(), probes.size());
+  EXPECT_EQ(ends[0], 1u);
+  EXPECT_EQ(ends[1], 1u) << "a miss adds nothing";
+  EXPECT_EQ(ends[5] - ends[4], 3u) << "a non-indexable value yields every instance on the column";
+
+  // An empty batch appends nothing.
+  std::vector<InstanceId> none{42};
+  std::vector<size_t> none_ends{7};
+  map->CandidatesByValues({}, &none, &none_ends);
+  EXPECT_EQ(none, std::vector<InstanceId>{42});
+  EXPECT_EQ(none_ends, std::vector<size_t>{7});
+}
+
+TEST(SqlMapTest, LargeBatchLookupEqualsSingleLookups) {
+  // More probes than the lookups kept in flight at once, mixed hits and
+  // misses, with the index grown past its first resize.
+  TempDir dir;
+  auto map = OpenMap(dir.path());
+  Analyzer an(AnalyzerOptions{});
+  for (int p = 0; p < 400; ++p) {
+    std::vector<QueryInstance> inst{
+        Inst(an, "SELECT qty FROM inventory WHERE itemid = $1", {"EST-" + std::to_string(p)}),
+        Inst(an, "SELECT * FROM item WHERE productid = $1", {"P-" + std::to_string(p % 37)})};
+    ASSERT_TRUE(map->PutPage("GET /item/" + std::to_string(p), inst, {}, "/i").ok());
+  }
+  std::mt19937 rng(3);
+  std::vector<std::string> values;
+  std::vector<ValueProbe> probes;
+  for (int i = 0; i < 157; ++i) {
+    switch (rng() % 4) {
+      case 0:
+        values.push_back("EST-" + std::to_string(rng() % 500));
+        break;
+      case 1:
+        values.push_back("P-" + std::to_string(rng() % 50));
+        break;
+      case 2:
+        values.push_back(" EST-" + std::to_string(rng() % 400) + " ");
+        break;
+      default:
+        values.push_back("2020-01-0" + std::to_string(1 + rng() % 9));
+        break;
+    }
+  }
+  for (size_t i = 0; i < values.size(); ++i) {
+    const char* column = values[i].find("P-") == 0 ? "productid" : "itemid";
+    const char* table = values[i].find("P-") == 0 ? "public.item" : "public.inventory";
+    probes.push_back({table, column, values[i]});
+  }
+  for (size_t n :
+       {size_t{1}, size_t{4}, size_t{15}, size_t{16}, size_t{17}, size_t{33}, probes.size()}) {
+    SCOPED_TRACE(n);
+    ExpectBatchEqualsSingles(*map, std::vector<ValueProbe>(probes.begin(), probes.begin() + n));
+  }
+  std::vector<InstanceId> got;
+  map->CandidatesByValues(probes, &got, nullptr);
+  EXPECT_GT(got.size(), 50u) << "the batch finds hits";
+}
+
 TEST(SqlMapTest, ChurnOf100kKeysReturnsToEmpty) {
   TempDir dir;
   auto map = OpenMap(dir.path());
