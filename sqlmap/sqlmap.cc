@@ -38,6 +38,11 @@ namespace cacheportal::sqlmap {
 namespace {
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+// ASCII only, as <cctype> is in the "C" locale this process runs in (nothing
+// calls setlocale), without its per-character library call: the canonical
+// form must not depend on a locale, and lowering was a third of a lookup.
+char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+bool IsHexDigit(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 std::string_view Trim(std::string_view v) {
   size_t b = 0, e = v.size();
@@ -69,12 +74,16 @@ bool LooksLikeDate(std::string_view v) {
   return groups == 3 && sep != 0;
 }
 
+bool IsOneOf(std::string_view s, std::initializer_list<std::string_view> words) {
+  return std::find(words.begin(), words.end(), s) != words.end();
+}
+
 bool IsUuidLike(std::string_view v, std::string* out) {
   std::string hex;
   for (char c : v) {
     if (c == '{' || c == '}' || c == '-') continue;
-    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
-    hex.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (!IsHexDigit(c)) return false;
+    hex.push_back(AsciiLower(c));
   }
   if (hex.size() != 32) return false;
   *out = std::move(hex);
@@ -141,17 +150,17 @@ std::optional<std::string> CanonicalIndexValue(std::string_view raw) {
     if (i > ds && i < v.size() && (v[i] == 'e' || v[i] == 'E')) return std::nullopt;
   }
   std::string lower(v);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  static const std::unordered_set<std::string> kDateWords = {"today",     "tomorrow",  "yesterday",
-                                                             "now",       "epoch",     "infinity",
-                                                             "-infinity", "+infinity", "allballs"};
-  if (kDateWords.count(lower)) return std::nullopt;
-  static const std::unordered_set<std::string> kTrue = {"true", "yes", "on",  "t",
-                                                        "y",    "tr",  "tru", "ye"};
-  static const std::unordered_set<std::string> kFalse = {"false", "no",  "off",  "f", "n",
-                                                         "fa",    "fal", "fals", "of"};
-  if (kTrue.count(lower)) return std::string("t");
-  if (kFalse.count(lower)) return std::string("f");
+  for (char& c : lower) c = AsciiLower(c);
+  // Short word lists compared in place: hashing the value for three set
+  // lookups was most of an index lookup's own cost. None is over 9 bytes.
+  if (lower.size() <= 9) {
+    if (IsOneOf(lower, {"today", "tomorrow", "yesterday", "now", "epoch", "infinity", "-infinity",
+                        "+infinity", "allballs"}))
+      return std::nullopt;
+    if (IsOneOf(lower, {"true", "yes", "on", "t", "y", "tr", "tru", "ye"})) return std::string("t");
+    if (IsOneOf(lower, {"false", "no", "off", "f", "n", "fa", "fal", "fals", "of"}))
+      return std::string("f");
+  }
   return lower;
 }
 

@@ -300,6 +300,15 @@ TEST(SqlMapTest, CanonicalIndexValues) {
   EXPECT_FALSE(CanonicalIndexValue("$1.00"));
   EXPECT_FALSE(CanonicalIndexValue("\\x41"));
   EXPECT_FALSE(CanonicalIndexValue(std::string(2000, 'x')));
+  for (const char* w : {"true", "Yes", "ON", "t", "y", "tr", "tru", "ye"})
+    EXPECT_EQ(CanonicalIndexValue(w), "t") << w;
+  for (const char* w : {"false", "No", "OFF", "f", "n", "fa", "fal", "fals", "of"})
+    EXPECT_EQ(CanonicalIndexValue(w), "f") << w;
+  for (const char* w : {"today", "Tomorrow", "yesterday", "NOW", "epoch", "infinity", "-Infinity",
+                        "+infinity", "allballs", " now "})
+    EXPECT_FALSE(CanonicalIndexValue(w)) << w;
+  for (const char* w : {"truee", "yess", "nowhere", "epochs", "allballs2", "offset", "o"})
+    EXPECT_EQ(CanonicalIndexValue(w), std::string(w)) << w;
 }
 
 TEST(SqlMapTest, NonCanonicalLiteralsMeetRowValues) {
