@@ -1,6 +1,6 @@
 // sqlmap_bench: map registration throughput and index lookup cost.
 //
-//   sqlmap_bench [--max N] [--path DIR] [--sync]
+//   sqlmap_bench [--max N] [--path DIR] [--sync] [--repeat N]
 //
 // 1. Analysis: Instantiate() of PetStore-like statements (shape cache warm).
 // 2. Registration: PutPage of product pages, each with 1 shared and 4 unique
@@ -20,12 +20,15 @@
 // map requests every probe's slot before reading any, so the misses overlap.
 // The last line is the largest/smallest size ratio of the single and batched
 // figures (the target: within 2x from 10k to 1M).
+// --repeat N measures every lookup figure N times at each size and prints
+// the median (the machine is shared: one pass can be slowed by a neighbour).
 // Prints one line per figure; exits 1 if a map call fails.
 #include <sys/mman.h>
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -142,6 +145,7 @@ int main(int argc, char** argv) {
   uint64_t max_instances = 1000000;
   std::string path;
   bool sync = false;
+  int repeat = 1;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--max") && i + 1 < argc) {
       max_instances = std::stoull(argv[++i]);
@@ -149,8 +153,10 @@ int main(int argc, char** argv) {
       path = argv[++i];
     } else if (!std::strcmp(argv[i], "--sync")) {
       sync = true;
+    } else if (!std::strcmp(argv[i], "--repeat") && i + 1 < argc) {
+      repeat = std::max(1, std::atoi(argv[++i]));
     } else {
-      std::fprintf(stderr, "usage: sqlmap_bench [--max N] [--path DIR] [--sync]\n");
+      std::fprintf(stderr, "usage: sqlmap_bench [--max N] [--path DIR] [--sync] [--repeat N]\n");
       return 2;
     }
   }
@@ -237,61 +243,80 @@ int main(int argc, char** argv) {
       hits.push_back(ItemId(rng() % pages));
       misses.push_back(ItemId(pages + 1 + rng() % 1000000));
     }
-    std::vector<sm::InstanceId> out;
-    size_t found = 0, candidates = 0;
-    double i0 = ThreadCpuSeconds();
-    for (const auto& v : hits) {
-      out.clear();
-      map->CandidatesByValue("public.inventory", "itemid", v, &out);
-      candidates += out.size();
-    }
-    double index_ns = 1e9 * (ThreadCpuSeconds() - i0) / n;
-    double l0 = ThreadCpuSeconds();
-    for (const auto& v : hits) {
-      out.clear();
-      map->CandidatesByValue("public.inventory", "itemid", v, &out);
-      for (auto id : out) found += map->GetInstance(id) != nullptr;
-    }
-    double hit_ns = 1e9 * (ThreadCpuSeconds() - l0) / n;
-    double m0 = ThreadCpuSeconds();
-    for (const auto& v : misses) {
-      out.clear();
-      map->CandidatesByValue("public.inventory", "itemid", v, &out);
-      found += out.size();
-    }
-    double miss_ns = 1e9 * (ThreadCpuSeconds() - m0) / n;
-    if (found != static_cast<size_t>(n) || candidates != static_cast<size_t>(n)) {
-      std::fprintf(stderr, "lookup found %zu of %d\n", found, n);
-      return 1;
-    }
-    // Batched: the same values, `b` per CandidatesByValues call.
     std::vector<sm::ValueProbe> probes;
     probes.reserve(n);
     for (const auto& v : hits) probes.push_back({"public.inventory", "itemid", v});
-    double batch_ns[2] = {0, 0};
-    for (int k = 0; k < 2; ++k) {
-      const size_t b = k == 0 ? 4 : 16;
-      size_t batch_found = 0;
-      double b0 = ThreadCpuSeconds();
-      for (size_t i = 0; i + b <= probes.size(); i += b) {
+    std::vector<sm::InstanceId> out;
+    // One pass over every lookup figure (ns per value); false if a count is wrong.
+    enum { kIndex, kHit, kMiss, kBatch4, kBatch16, kMem, kFigures };
+    auto pass = [&](std::array<double, kFigures>* f) {
+      size_t found = 0, candidates = 0;
+      double i0 = ThreadCpuSeconds();
+      for (const auto& v : hits) {
         out.clear();
-        map->CandidatesByValues(std::span<const sm::ValueProbe>(probes.data() + i, b), &out,
-                                nullptr);
-        batch_found += out.size();
+        map->CandidatesByValue("public.inventory", "itemid", v, &out);
+        candidates += out.size();
       }
-      batch_ns[k] = 1e9 * (ThreadCpuSeconds() - b0) / n;
-      if (batch_found != static_cast<size_t>(n)) {
-        std::fprintf(stderr, "batch lookup found %zu of %d\n", batch_found, n);
-        return 1;
+      (*f)[kIndex] = 1e9 * (ThreadCpuSeconds() - i0) / n;
+      double l0 = ThreadCpuSeconds();
+      for (const auto& v : hits) {
+        out.clear();
+        map->CandidatesByValue("public.inventory", "itemid", v, &out);
+        for (auto id : out) found += map->GetInstance(id) != nullptr;
       }
+      (*f)[kHit] = 1e9 * (ThreadCpuSeconds() - l0) / n;
+      double m0 = ThreadCpuSeconds();
+      for (const auto& v : misses) {
+        out.clear();
+        map->CandidatesByValue("public.inventory", "itemid", v, &out);
+        found += out.size();
+      }
+      (*f)[kMiss] = 1e9 * (ThreadCpuSeconds() - m0) / n;
+      if (found != static_cast<size_t>(n) || candidates != static_cast<size_t>(n)) {
+        std::fprintf(stderr, "lookup found %zu of %d\n", found, n);
+        return false;
+      }
+      // Batched: the same values, `b` per CandidatesByValues call.
+      for (int k : {kBatch4, kBatch16}) {
+        const size_t b = k == kBatch4 ? 4 : 16;
+        size_t batch_found = 0;
+        double b0 = ThreadCpuSeconds();
+        for (size_t i = 0; i + b <= probes.size(); i += b) {
+          out.clear();
+          map->CandidatesByValues(std::span<const sm::ValueProbe>(probes.data() + i, b), &out,
+                                  nullptr);
+          batch_found += out.size();
+        }
+        (*f)[k] = 1e9 * (ThreadCpuSeconds() - b0) / n;
+        if (batch_found != static_cast<size_t>(n)) {
+          std::fprintf(stderr, "batch lookup found %zu of %d\n", batch_found, n);
+          return false;
+        }
+      }
+      // Distinct index keys: 4 per page (productid twice, itemid twice) plus
+      // the few shared ones.
+      (*f)[kMem] = RandomReadNs(IndexTableBytes(pages * 4 + 8), n);
+      return true;
+    };
+    // Each figure is the median over the passes (--repeat; default one).
+    std::vector<std::array<double, kFigures>> passes(repeat);
+    for (auto& f : passes) {
+      if (!pass(&f)) return 1;
     }
+    std::array<double, kFigures> fig{};
+    for (int k = 0; k < kFigures; ++k) {
+      std::vector<double> v;
+      for (const auto& f : passes) v.push_back(f[k]);
+      std::sort(v.begin(), v.end());
+      fig[k] = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    }
+    const double index_ns = fig[kIndex], hit_ns = fig[kHit], miss_ns = fig[kMiss];
+    const double mem_ns = fig[kMem];
+    const double batch_ns[2] = {fig[kBatch4], fig[kBatch16]};
     per_value.push_back({index_ns, batch_ns[0], batch_ns[1]});
     sm::MapStats st = map->GetStats();
     char reg[64];
     std::snprintf(reg, sizeof reg, "%.0f", static_cast<double>(step_instances) / dt);
-    // Distinct index keys: 4 per page (productid twice, itemid twice) plus
-    // the few shared ones.
-    double mem_ns = RandomReadNs(IndexTableBytes(pages * 4 + 8), n);
     std::printf("%-10llu %-16s %-14.0f %-9.0f %-9.0f %-20.0f %-14.0f %-15.0f %-15.0f\n",
                 static_cast<unsigned long long>(st.instances), reg, index_ns, mem_ns,
                 index_ns - mem_ns, hit_ns, miss_ns, batch_ns[0], batch_ns[1]);
