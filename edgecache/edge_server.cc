@@ -216,6 +216,14 @@ class EdgeServer::Impl {
   awaitable<Fetched> FetchAndAssemble(RequestCtx& c, const std::string& key,
                                       const differentiator::Decision& d, Fill* fill);
   awaitable<Reply> ServeObject(RequestCtx& c);
+  // ServeObject's answer when it is a fresh hit in memory, without
+  // suspending: true and *out set (outcomes counted as ServeObject would);
+  // false and nothing counted otherwise, and the caller takes the full path.
+  // Lets ESI assembly take the hit fragments of a page in place instead of
+  // spawning a coroutine (frame, timer, dispatch) per include.
+  bool ServeHitNow(RequestCtx& c, Reply* out);
+  bool WantsRevalidation(const RequestCtx& c) const;
+  Reply HitReply(std::shared_ptr<const CachedObject> obj, int64_t now, std::string key) const;
   // ESI stage, parse half: once per origin response. Null when not ESI.
   std::shared_ptr<const std::vector<EsiInstruction>> ParseEsi(
       const http::response<http::string_body>& res, std::string_view target);
@@ -807,14 +815,7 @@ awaitable<Reply> EdgeServer::Impl::ServeObject(RequestCtx& c) {
     r.cacheable = false;
     co_return r;
   }
-  bool revalidate = false;
-  if (revalidate_on_no_cache_) {
-    auto cc = FindHeader(c.headers, "cache-control");
-    auto pragma = FindHeader(c.headers, "pragma");
-    revalidate = (cc && HasCacheControlDirective(*cc, "no-cache")) ||
-                 (pragma && HasCacheControlDirective(*pragma, "no-cache"));
-  }
-  if (revalidate) {
+  if (WantsRevalidation(c)) {
     lookup_out_.Add(LookupOutcome::kRevalidate);
   } else {
     std::shared_ptr<const CachedObject> obj;
@@ -833,11 +834,7 @@ awaitable<Reply> EdgeServer::Impl::ServeObject(RequestCtx& c) {
     int64_t now = NowUnix();
     if (found == StoreLookup::kFound && (obj->expires_at_unix == 0 || now < obj->expires_at_unix)) {
       lookup_out_.Add(from_disk ? LookupOutcome::kDiskHit : LookupOutcome::kHit);
-      Reply r = MakeReply(std::move(obj), "HIT");
-      r.age = std::max<int64_t>(0, now - r.object->stored_at_unix);
-      r.cacheable = true;
-      r.key = std::move(key);
-      co_return r;
+      co_return HitReply(std::move(obj), now, std::move(key));
     }
     lookup_out_.Add(found == StoreLookup::kFound          ? LookupOutcome::kExpired
                     : found == StoreLookup::kVaryMismatch ? LookupOutcome::kVaryMismatch
@@ -846,6 +843,55 @@ awaitable<Reply> EdgeServer::Impl::ServeObject(RequestCtx& c) {
   Reply r = co_await FillKey(c, key, d);
   r.key = std::move(key);
   co_return r;
+}
+
+bool EdgeServer::Impl::WantsRevalidation(const RequestCtx& c) const {
+  if (!revalidate_on_no_cache_) return false;
+  auto cc = FindHeader(c.headers, "cache-control");
+  auto pragma = FindHeader(c.headers, "pragma");
+  return (cc && HasCacheControlDirective(*cc, "no-cache")) ||
+         (pragma && HasCacheControlDirective(*pragma, "no-cache"));
+}
+
+Reply EdgeServer::Impl::HitReply(std::shared_ptr<const CachedObject> obj, int64_t now,
+                                 std::string key) const {
+  Reply r = MakeReply(std::move(obj), "HIT");
+  r.age = std::max<int64_t>(0, now - r.object->stored_at_unix);
+  r.cacheable = true;
+  r.key = std::move(key);
+  return r;
+}
+
+bool EdgeServer::Impl::ServeHitNow(RequestCtx& c, Reply* out) {
+  // Only what ServeObject would answer from memory with no other effect:
+  // POST (body fields), read-your-writes bypasses, revalidation, the disk
+  // tier and every miss take the full path.
+  if (c.method != "GET" && c.method != "HEAD") return false;
+  if (!storing_ || !vouched_.load(std::memory_order_acquire)) return false;
+  if (ReadYourWritesActive(c) || WantsRevalidation(c)) return false;
+  auto rules = Rules();
+  if (!rules) return false;
+  differentiator::Decision d;
+  try {
+    differentiator::RequestView view{c.method, c.target, c.headers, c.body};
+    d = rules->Decide(view, NowUnix());
+  } catch (const std::exception&) {
+    return false;  // the full path logs and counts it
+  }
+  if (d.verdict != differentiator::Verdict::kCache) return false;
+  std::string key = d.key.ToString();
+  std::shared_ptr<const CachedObject> obj;
+  auto value_of = [&c](std::string_view name) {
+    auto v = FindHeader(c.headers, name);
+    return v ? std::string(*v) : std::string();
+  };
+  if (store_.Lookup(key, value_of, &obj) != StoreLookup::kFound) return false;
+  int64_t now = NowUnix();
+  if (obj->expires_at_unix != 0 && now >= obj->expires_at_unix) return false;
+  key_out_.Add(KeyOutcome::kCache);
+  lookup_out_.Add(LookupOutcome::kHit);
+  *out = HitReply(std::move(obj), now, std::move(key));
+  return true;
 }
 
 awaitable<Reply> EdgeServer::Impl::Pass(RequestCtx& c, std::string_view target) {
@@ -1341,7 +1387,31 @@ awaitable<void> EdgeServer::Impl::Assemble(RequestCtx& c, Reply& r) {
     subs = SubRequests(c, ins, target);
     parts.resize(subs.size());
   }
-  if (!subs.empty()) {
+  // Fresh hits without includes of their own are taken in place; the rest
+  // (misses, passes, nested templates) are served concurrently.
+  std::vector<size_t> later;
+  for (size_t j = 0; j < subs.size(); ++j) {
+    if (ServeHitNow(subs[j], &parts[j])) {
+      if (parts[j].object->esi) later.push_back(j);  // hit, still to assemble
+    } else {
+      parts[j].object = nullptr;
+      later.push_back(j);
+    }
+  }
+  auto serve_part = [this](RequestCtx& sub, Reply& slot) -> awaitable<void> {
+    if (slot.object) {
+      co_await Assemble(sub, slot);  // a hit template: ServeHitNow counted it
+    } else {
+      slot = co_await Serve(sub);
+    }
+  };
+  if (later.size() == 1) {
+    try {
+      co_await serve_part(subs[later[0]], parts[later[0]]);
+    } catch (...) {
+      parts[later[0]].ok = false;
+    }
+  } else if (!later.empty()) {
     auto ex = co_await asio::this_coro::executor;
     struct Gather {
       explicit Gather(asio::any_io_executor e) : timer(e) {}
@@ -1350,12 +1420,12 @@ awaitable<void> EdgeServer::Impl::Assemble(RequestCtx& c, Reply& r) {
     };
     auto g = std::make_shared<Gather>(ex);
     g->timer.expires_at(asio::steady_timer::time_point::max());
-    g->remaining = subs.size();
-    for (size_t j = 0; j < subs.size(); ++j) {
+    g->remaining = later.size();
+    for (size_t j : later) {
       Reply* slot = &parts[j];
       RequestCtx* sub = &subs[j];
       asio::co_spawn(
-          ex, [this, slot, sub]() -> awaitable<void> { *slot = co_await Serve(*sub); },
+          ex, [slot, sub, &serve_part]() -> awaitable<void> { co_await serve_part(*sub, *slot); },
           [g, slot](std::exception_ptr e) {
             if (e) slot->ok = false;
             if (--g->remaining == 0) g->timer.cancel();

@@ -29,6 +29,8 @@ VARNISH_PORT=${VARNISH_PORT:-18183}
 # this nice level, so background work on a shared machine disturbs them less;
 # the same for all, so the comparison stays fair. Empty = don't renice.
 BENCH_NICE=${BENCH_NICE:--10}
+# wrk's own nice level (default: the same as the servers).
+WRK_NICE=${WRK_NICE-$BENCH_NICE}
 EDGE_THREADS=${EDGE_THREADS:-2}
 NGINX=${NGINX:-/usr/sbin/nginx}
 VARNISHD=${VARNISHD:-/usr/sbin/varnishd}
@@ -136,6 +138,8 @@ EOF
 
 NICE=()
 [ -n "$BENCH_NICE" ] && NICE=(nice -n "$BENCH_NICE")
+WRK_NICE_CMD=()
+[ -n "$WRK_NICE" ] && WRK_NICE_CMD=(nice -n "$WRK_NICE")
 "${NICE[@]}" "$NGINX" -c "$TMP/origin.conf" -p "$TMP"
 "${NICE[@]}" "$NGINX" -c "$TMP/proxy.conf" -p "$TMP"
 "${NICE[@]}" "$VARNISHD" -F -j none -n "$TMP/varnish" -a "127.0.0.1:$VARNISH_PORT" -b "127.0.0.1:$ORIGIN_PORT" \
@@ -207,7 +211,7 @@ declare -A RPS P99 CPU
 run_wrk() {  # name port page root-pid
   local out t0 t1
   t0=$(tree_ticks "$4")
-  out=$("${NICE[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/$3")
+  out=$("${WRK_NICE_CMD[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/$3")
   t1=$(tree_ticks "$4")
   RPS[$1/$3]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   P99[$1/$3]=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")

@@ -434,6 +434,57 @@ TEST(EdgeServer, EsiAssemblesIncludesInOrderAndCachesFragments) {
   EXPECT_EQ(f.edge->Metrics().esi_errors, 0u);
 }
 
+OriginResponse NestedEsiOrigin(const OriginRequest& r) {
+  const std::vector<std::pair<std::string, std::string>> esi = {
+      {"Surrogate-Control", "content=\"ESI/1.0\""}};
+  if (r.Path() == "/outer")
+    return Page(
+        "<o><esi:include src=\"/frag/a\"/>|<esi:include src=\"/frag/inner\"/>|"
+        "<esi:include src=\"/frag/b\"/></o>",
+        esi);
+  if (r.Path() == "/frag/inner") return Page("<i><esi:include src=\"/frag/b\"/></i>", esi);
+  if (r.Path() == "/frag/a") return Page("[A]");
+  if (r.Path() == "/frag/b") return Page("[B]");
+  return Page("?", {});
+}
+
+// Hit fragments are taken in place and the rest fetched concurrently: the
+// assembled page, the origin traffic and every outcome counter must be the
+// same whichever way each include went.
+TEST(EdgeServer, EsiCountsEveryIncludeOnceWhetherTakenInPlaceOrFetched) {
+  EdgeFixture f(NestedEsiOrigin);
+  const std::string want = "<o>[A]|<i>[B]</i>|[B]</o>";
+  EXPECT_EQ(f.Get("/outer").body, want);
+  uint64_t hits0 = f.edge->Metrics().Outcome("lookup/hit");
+  uint64_t keyed0 = f.edge->Metrics().Outcome("key/cache");
+  // All hits: the page, /frag/a, /frag/inner (itself assembled: /frag/b) and /frag/b.
+  auto p = f.Get("/outer");
+  EXPECT_EQ(p.Header("x-cache"), "HIT");
+  EXPECT_EQ(p.body, want);
+  EXPECT_EQ(p.Header("content-length"), std::to_string(want.size()));
+  EXPECT_EQ(f.edge->Metrics().Outcome("lookup/hit") - hits0, 5u);
+  EXPECT_EQ(f.edge->Metrics().Outcome("key/cache") - keyed0, 5u);
+  // One include missing: it alone goes to the origin, the others stay hits.
+  std::string a = FakeRules::KeyFor("/frag/a");
+  ASSERT_TRUE(f.edge->Eject(std::span<const std::string>(&a, 1)).ok());
+  uint64_t hits1 = f.edge->Metrics().Outcome("lookup/hit");
+  uint64_t misses1 = f.edge->Metrics().Outcome("lookup/miss");
+  EXPECT_EQ(f.Get("/outer").body, want);
+  EXPECT_EQ(f.edge->Metrics().Outcome("lookup/hit") - hits1, 4u);
+  EXPECT_EQ(f.edge->Metrics().Outcome("lookup/miss") - misses1, 1u);
+  // Two missing (the nested template's own include among them): fetched concurrently.
+  std::string b = FakeRules::KeyFor("/frag/b");
+  ASSERT_TRUE(f.edge->Eject(std::span<const std::string>(&a, 1)).ok());
+  ASSERT_TRUE(f.edge->Eject(std::span<const std::string>(&b, 1)).ok());
+  EXPECT_EQ(f.Get("/outer").body, want);
+  EXPECT_EQ(f.origin.Count("/outer"), 1);
+  EXPECT_EQ(f.origin.Count("/frag/inner"), 1);
+  EXPECT_EQ(f.origin.Count("/frag/a"), 3);
+  EXPECT_LE(f.origin.Count("/frag/b"), 4);  // two concurrent /frag/b misses may coalesce
+  EXPECT_GE(f.origin.Count("/frag/b"), 2);
+  EXPECT_EQ(f.edge->Metrics().esi_errors, 0u);
+}
+
 TEST(EdgeServer, FragmentEjectsParentsWhenConfigured) {
   EdgeFixture f(EsiOrigin, [](EdgeOptions&, EdgeDeps& d) { d.fragment_ejects_parents = true; });
   f.Get("/page");
