@@ -39,8 +39,8 @@ namespace {
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 // ASCII only, as <cctype> is in the "C" locale this process runs in (nothing
-// calls setlocale), without its per-character library call: the canonical
-// form must not depend on a locale, and lowering was a third of a lookup.
+// calls setlocale), minus its library call per character, which was most of
+// the cost of canonicalising a value. The form must not depend on a locale.
 char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 bool IsHexDigit(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
@@ -1292,8 +1292,9 @@ void RocksSqlMap::CandidatesByValues(std::span<const ValueProbe> probes,
     return canon ? EqIndex::Key(p.table, p.column, *canon) : 0;
   };
   uint64_t ring[kAhead];
-  // The keys are computed under the lock (the slot table moves when it
-  // grows), which also lets probe i + kAhead's hashing overlap probe i's miss.
+  // Only the prefetch needs the lock (the slot table moves when it grows);
+  // computing each key right before its prefetch, under the lock, lets probe
+  // i + kAhead's canonicalising and hashing overlap probe i's miss.
   std::shared_lock lock(mu_);
   const size_t n = probes.size();
   for (size_t i = 0; i < std::min(n, kAhead); ++i) {
