@@ -41,8 +41,9 @@ run() {  # name, command...
 for part in $ONLY; do
   case $part in
     store) run store "$ROOT/bench/store/run.sh" "$BUILD/sample-app/cacheportal-store" ;;
-    sniffer) run sniffer env SNIFFER_BIN="$BUILD/cli/cacheportal" "$ROOT/bench/sniffer/run.sh" ;;
-    sqlmap) run sqlmap "$BUILD/sqlmap/sqlmap_bench" --path "$OUT/sqlmap-bench-db" ;;
+    sniffer) run sniffer env SNIFFER_BIN="$BUILD/cli/cacheportal" ROUNDS="${SNIFFER_ROUNDS:-5}" \
+      "$ROOT/bench/sniffer/run.sh" ;;
+    sqlmap) run sqlmap "$BUILD/sqlmap/sqlmap_bench" --repeat 5 --path "$OUT/sqlmap-bench-db" ;;
     edge) run edge env BUILD="$BUILD" SKIP_BUILD=1 "$ROOT/bench/edge/run.sh" ;;
     invalidator) run invalidator "$ROOT/bench/invalidator/run.sh" "$BUILD" ;;
     precision) run precision "$ROOT/bench/invalidator/precision.sh" "$BUILD" ;;
