@@ -32,6 +32,7 @@ void ReadSniffer(MapReader& r, SnifferOptions& o) {
   r.Get("max_message_bytes", &o.max_message_bytes);
   r.Get("max_prepared_per_connection", &o.max_prepared_per_connection);
   r.Get("threads", &o.threads);
+  r.Get("poll_microseconds", &o.poll_microseconds);
 }
 
 void ReadSqlMap(MapReader& r, SqlMapOptions& o) {
@@ -86,6 +87,9 @@ void Validate(const CachePortalConfig& c, const YAML::Node& root, YamlDiagnostic
   if (c.store.pool_size < 1) diag.Add(root["store"]["pool_size"], "'store.pool_size' must be >= 1");
   if (c.store.threads < 1) diag.Add(root["store"]["threads"], "'store.threads' must be >= 1");
   if (c.edge.threads < 1) diag.Add(root["edge"]["threads"], "'edge.threads' must be >= 1");
+  if (c.sniffer.poll_microseconds < 0 || c.sniffer.poll_microseconds > 100000)
+    diag.Add(root["sniffer"]["poll_microseconds"],
+             "'sniffer.poll_microseconds' must be between 0 and 100000");
   if (c.invalidator.max_staleness_seconds <= 0)
     diag.Add(root["invalidator"]["max_staleness_seconds"],
              "'invalidator.max_staleness_seconds' must be > 0");

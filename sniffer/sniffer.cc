@@ -4,6 +4,7 @@
 #include "sniffer/sniffer.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -1039,9 +1040,25 @@ void RelayLoop::Run() {
   const int idle = impl_.options.idle_timeout_seconds;
   auto last_sweep = std::chrono::steady_clock::now();
   epoll_event events[64];
+  const auto poll_window = std::chrono::microseconds(std::max(0, impl_.options.poll_microseconds));
+  std::chrono::steady_clock::time_point poll_until{};
   for (;;) {
     // Idleness is checked once a second (the timeout's resolution).
-    int n = ::epoll_wait(epfd_, events, 64, idle > 0 ? 1000 : -1);
+    int n;
+    if (poll_window.count() > 0) {
+      n = ::epoll_wait(epfd_, events, 64, 0);
+      if (n == 0) {
+        auto t = std::chrono::steady_clock::now();
+        if (t < poll_until) {
+          ::sched_yield();  // anything runnable here goes first
+          continue;
+        }
+        n = ::epoll_wait(epfd_, events, 64, idle > 0 ? 1000 : -1);
+      }
+      if (n > 0) poll_until = std::chrono::steady_clock::now() + poll_window;
+    } else {
+      n = ::epoll_wait(epfd_, events, 64, idle > 0 ? 1000 : -1);
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       log::Error(kPart, "epoll_wait failed", {{"error", std::strerror(errno)}});

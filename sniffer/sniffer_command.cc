@@ -21,7 +21,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: cacheportal sniffer [--config FILE] [--listen HOST:PORT] [--upstream HOST:PORT]\n"
-    "                           [--threads N] [--log-level LEVEL]\n"
+    "                           [--threads N] [--poll-us N] [--log-level LEVEL]\n"
     "\n"
     "Transparent PostgreSQL wire-protocol proxy. Point the application at it\n"
     "instead of the database; every statement carrying a sqlcommenter\n"
@@ -32,6 +32,8 @@ constexpr const char* kUsage =
     "  --listen HOST:PORT   listen address (default 127.0.0.1:6433)\n"
     "  --upstream HOST:PORT PostgreSQL server (default 127.0.0.1:55432)\n"
     "  --threads N          I/O threads (default 1)\n"
+    "  --poll-us N          keep polling N microseconds after relaying before sleeping\n"
+    "                       (sniffer.poll_microseconds, default 50; 0 = sleep at once)\n"
     "  --log-level LEVEL    debug | info | warn | error (default: common.log_level)\n"
     "\n"
     "SIGINT or SIGTERM stops it (open connections are closed).\n";
@@ -81,7 +83,7 @@ bool SplitHostPort(std::string_view s, std::string* host, uint16_t* port) {
 }  // namespace
 
 int RunSnifferCommand(int argc, char** argv) {
-  std::string config_file, listen, upstream, threads, level;
+  std::string config_file, listen, upstream, threads, poll_us, level;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -102,6 +104,8 @@ int RunSnifferCommand(int argc, char** argv) {
       ok = value(&upstream);
     } else if (a == "--threads") {
       ok = value(&threads);
+    } else if (a == "--poll-us") {
+      ok = value(&poll_us);
     } else if (a == "--log-level") {
       ok = value(&level);
     } else {
@@ -143,6 +147,16 @@ int RunSnifferCommand(int argc, char** argv) {
       return kExitUsage;
     }
     o.threads = static_cast<int>(n);
+  }
+  if (!poll_us.empty()) {
+    char* end = nullptr;
+    long n = std::strtol(poll_us.c_str(), &end, 10);
+    if (*end != '\0' || n < 0 || n > 100000) {
+      std::fprintf(stderr, "cacheportal sniffer: --poll-us wants 0..100000, got '%s'\n",
+                   poll_us.c_str());
+      return kExitUsage;
+    }
+    o.poll_microseconds = static_cast<int>(n);
   }
   log::Level lvl;
   const std::string& level_text = level.empty() ? config.common.log_level : level;

@@ -13,6 +13,8 @@
 #   SNIFFER_BIN=path     use this binary (`cacheportal` or `cacheportal-sniffer`)
 #                        instead of building build-sniffer-release
 #   SNIFFER_THREADS=1    sniffer I/O threads
+#   SNIFFER_POLL_US=N    sniffer --poll-us N (poll before sleeping; 0 = off;
+#                        unset = the sniffer's default, 50)
 #
 # Prints tps per target, ratios vs direct and vs PgBouncer, and the latency
 # each proxy adds per statement at -c 1: 1e6/tps_proxy - 1e6/tps_direct (µs).
@@ -27,6 +29,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 THREADS=${SNIFFER_THREADS:-1}
+POLL_ARGS=()
+[ -n "${SNIFFER_POLL_US:-}" ] && POLL_ARGS=(--poll-us "$SNIFFER_POLL_US")
 PG_DIR=/tmp/cp-bench-sniffer
 PG_PORT=55520
 SNIFFER_PORT=55522
@@ -94,7 +98,7 @@ $PGBENCH -i -s 10 -q -h 127.0.0.1 -p $PG_PORT -U postgres $DB >/dev/null 2>&1
 # sched_autogroup as pgbench): on a busy machine a daemonized proxy is
 # scheduled differently, which would skew the comparison.
 "${sniffer_cmd[@]}" --listen 127.0.0.1:$SNIFFER_PORT --upstream 127.0.0.1:$PG_PORT \
-  --threads "$THREADS" --log-level warn >"$work/sniffer.log" 2>&1 &
+  --threads "$THREADS" "${POLL_ARGS[@]}" --log-level warn >"$work/sniffer.log" 2>&1 &
 sniffer_pid=$!
 
 # --- PgBouncer (session pooling; it refuses to run as root) -------------------
@@ -157,7 +161,7 @@ run() {  # name port clients threads
 }
 declare -A PAIRED ADDED
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-echo "pgbench -S -M prepared -T $DURATION (scale 10), $(nproc) cores, sniffer threads=$THREADS," \
+echo "pgbench -S -M prepared -T $DURATION (scale 10), $(nproc) cores, sniffer threads=$THREADS, poll_us=${SNIFFER_POLL_US:-default}," \
      "median of $ROUNDS interleaved rounds"
 echo "sniffer: ${sniffer_cmd[*]}"
 echo "pgbouncer: $($BOUNCER --version | head -1), pool_mode=session"

@@ -56,6 +56,18 @@ TEST(ConfigLoader, InvalidEnumValue) {
       << c.status().message();
 }
 
+TEST(ConfigLoader, OutOfRangeNumberNamesItsPosition) {
+  auto c = LoadConfigText("sniffer:\n  poll_microseconds: -5\n", "x.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find(
+                "x.yaml:2:22: 'sniffer.poll_microseconds' must be between 0 and 100000"),
+            std::string::npos)
+      << c.status().message();
+  auto ok = LoadConfigText("sniffer:\n  poll_microseconds: 50\n", "y.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->sniffer.poll_microseconds, 50);
+}
+
 TEST(ConfigLoader, MissingFileIsAnError) {
   auto c = LoadConfigFile("/nonexistent/cacheportal.yaml");
   ASSERT_FALSE(c.ok());

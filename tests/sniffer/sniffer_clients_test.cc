@@ -129,6 +129,23 @@ TEST_F(SnifferPgBench, TwoRelayThreadsServeConcurrentClients) {
   EXPECT_GE(proxy_->stats().connections_accepted, 6u + 100u);
 }
 
+// Polling before sleeping must not change what is relayed, nor starve the
+// stop: same transactions, connection churn, a clean shutdown.
+TEST_F(SnifferPgBench, PollingBeforeSleepingRelaysTheSame) {
+  proxy_->Stop();
+  SnifferOptions o;
+  o.poll_microseconds = 200;
+  proxy_ = StartProxy(&sink_, o);
+  ASSERT_TRUE(proxy_);
+  Run("-M prepared -c 4 -j 2 -t 100", 400);
+  Run("-M extended -C -c 2 -t 25", 50);
+  auto via = Psql(Proxy(), "-A -t -c \"SELECT sum(abalance), count(*) FROM pgbench_accounts\"");
+  auto direct = Psql(Direct(), "-A -t -c \"SELECT sum(abalance), count(*) FROM pgbench_accounts\"");
+  EXPECT_EQ(via, direct);
+  EXPECT_TRUE(WaitFor([&] { return proxy_->stats().connections_active == 0; }));
+  proxy_->Stop();
+}
+
 // A client slower than the server: psql streams COPY data to its stdout, a
 // pipe drained only after a pause, so it stops reading the socket while the
 // server keeps sending; the sniffer must hold the server side back
