@@ -923,6 +923,7 @@ awaitable<Reply> EdgeServer::Impl::FillKey(RequestCtx& c, const std::string& key
   std::shared_ptr<Fill> fill;
   std::shared_ptr<Waiter> waiter;
   bool queue_full = false;
+  bool tainted_fill = false;
   auto ex = co_await asio::this_coro::executor;
   {
     std::lock_guard lock(pending_mu_);
@@ -933,7 +934,9 @@ awaitable<Reply> EdgeServer::Impl::FillKey(RequestCtx& c, const std::string& key
       pending_.emplace(key, fill);
     } else {
       std::lock_guard fl(it->second->mu);
-      if (it->second->waiters.size() >= deps_.coalesce_max_waiters) {
+      if (it->second->tainted) {
+        tainted_fill = true;  // its answer may predate the change: fetch alone
+      } else if (it->second->waiters.size() >= deps_.coalesce_max_waiters) {
         queue_full = true;
       } else {
         waiter = std::make_shared<Waiter>(ex);
@@ -972,6 +975,8 @@ awaitable<Reply> EdgeServer::Impl::FillKey(RequestCtx& c, const std::string& key
       coalesce_out_.Add(waiter->done ? CoalesceOutcome::kReleased : CoalesceOutcome::kTimedOut);
     } else if (queue_full) {
       coalesce_out_.Add(CoalesceOutcome::kQueueFull);
+    } else if (tainted_fill) {
+      coalesce_out_.Add(CoalesceOutcome::kReleased);
     }
     Fetched f = co_await FetchAndAssemble(c, key, d, nullptr);
     RegistrarAbandon(f.request_id);
@@ -1569,12 +1574,15 @@ void EdgeServer::Impl::CollectEjection(const std::string& key,
         hit = std::find(it->second->children.begin(), it->second->children.end(), key) !=
               it->second->children.end();
       if (hit) {
+        // The tainted fill stays registered until it finishes: a second,
+        // overlapping fill of the key could be registered in the map first
+        // and then lose its registration to this one's late refusal (which
+        // removes the key), leaving a stored copy no change can find. New
+        // requests meanwhile neither join it nor start their own fill: they
+        // fetch for themselves and store nothing (FillKey).
         it->second->tainted = true;
-        // New requests must not join a tainted fill: they start their own.
-        it = pending_.erase(it);
-      } else {
-        ++it;
       }
+      ++it;
     }
   }
   std::vector<std::string> parents;

@@ -237,14 +237,12 @@ RegisterVerdict InFlightRegistry::Complete(const PageRegistration& page) {
     return RegisterVerdict::kMapError;
   }
   if (tainted) {
-    // 3. A change hit it while in flight: the page must not be stored, and
-    // its map entries must not outlive it.
-    std::vector<std::string> keys{page.cache_key};
-    Status rs = impl_->map->RemoveKeys(keys);
-    if (!rs.ok()) {
-      log::Warn("sqlmap", "could not remove tainted registration",
-                {{"key", page.cache_key}, {"error", rs.ToString()}});
-    }
+    // 3. A change hit it while in flight: the page must not be stored. Its
+    // map entry stays: removing the key here would also remove a copy of
+    // the same key that another fill registered and stored meanwhile, and
+    // no later change would find that copy (a lost ejection). Left mapped,
+    // the key costs at most one needless ejection; the next registration of
+    // the key replaces it and the next ejection removes it.
     return RegisterVerdict::kTainted;
   }
   return RegisterVerdict::kStore;

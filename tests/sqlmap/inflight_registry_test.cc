@@ -129,6 +129,7 @@ class InFlightRegistryTest : public ::testing::Test {
 
   const std::string kR1 = "4bf92f3577b34da6a3ce929d0e0e4736";
   const std::string kR2 = "5bf92f3577b34da6a3ce929d0e0e4737";
+  const std::string kR3 = "6bf92f3577b34da6a3ce929d0e0e4738";
   TempDir dir_;
   std::unique_ptr<Analyzer> analyzer_;
   std::unique_ptr<HookedMap> map_;
@@ -157,7 +158,7 @@ TEST_F(InFlightRegistryTest, TaintedRequestIsNotStored) {
   EXPECT_EQ(registry_->TaintMatching("public.product", CatidIs("FISH")), 1u);
   EXPECT_EQ(registry_->TaintMatching("public.item", CatidIs("FISH")), 0u);
   EXPECT_EQ(Complete(kR1, "/cat/FISH"), RegisterVerdict::kTainted);
-  EXPECT_FALSE(InMap("/cat/FISH"));
+  EXPECT_FALSE(InMap("/cat/FISH"));  // refused before the map write
   EXPECT_EQ(Complete(kR2, "/cat/DOGS"), RegisterVerdict::kStore);
   EXPECT_TRUE(InMap("/cat/DOGS"));
   EXPECT_EQ(registry_->GetStats().tainted, 1u);
@@ -205,10 +206,32 @@ TEST_F(InFlightRegistryTest, MapWriteHappensBeforeRetire) {
   };
   EXPECT_EQ(Complete(kR1, "/cat/FISH"), RegisterVerdict::kTainted);
   EXPECT_TRUE(checked);
-  // The just-written entries are removed again.
-  EXPECT_FALSE(InMap("/cat/FISH"));
-  EXPECT_EQ(map_->GetStats().instances, 0u);
   EXPECT_EQ(registry_->GetStats().in_flight, 0u);
+}
+
+// Two fills of one key overlap (the edge stored the second while the first,
+// tainted, was still completing). The tainted one's refusal must not take the
+// key out of the map, or the stored copy could never be ejected again.
+TEST_F(InFlightRegistryTest, TaintedFillKeepsAnOverlappingFillsRegistration) {
+  Stmt(kR1, "SELECT * FROM product WHERE catid = 'FISH'");
+  Stmt(kR3, "SELECT * FROM product WHERE catid = 'FISH'");
+  EXPECT_EQ(Complete(kR3, "/cat/FISH"), RegisterVerdict::kStore);  // stored by the edge
+  // R1, a slower fill of the same key, is tainted while it completes.
+  bool fired = false;
+  map_->on_put = [&] {
+    if (fired) return;
+    fired = true;
+    EXPECT_EQ(registry_->TaintMatching("public.product", CatidIs("FISH")), 1u);
+  };
+  EXPECT_EQ(Complete(kR1, "/cat/FISH"), RegisterVerdict::kTainted);
+  EXPECT_TRUE(fired);
+  // A later change still finds the stored copy through the map.
+  std::vector<InstanceId> c;
+  map_->CandidatesByValue("public.product", "catid", "FISH", &c);
+  ASSERT_EQ(c.size(), 1u);
+  std::vector<std::string> keys;
+  map_->KeysOfInstance(c[0], &keys);
+  EXPECT_EQ(keys, std::vector<std::string>{"/cat/FISH"});
 }
 
 TEST_F(InFlightRegistryTest, ChangeAfterRetireIsFoundThroughTheMap) {
