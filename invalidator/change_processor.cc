@@ -146,7 +146,6 @@ Status ChangeProcessor::OnChange(RowChange change) {
   ++txn_.changes;
   const std::string& table = change.rel->table;
   AddTable(&txn_.tables, table);
-  if (change.kind != RowChange::Kind::kInsert) AddTable(&txn_.tables_not_insert_only, table);
   Count(&InvalidatorMetrics::changes);
 
   // In-flight requests first (see common/page_registrar.h for why the order
@@ -344,7 +343,6 @@ Status ChangeProcessor::OnTruncate(const TruncateMessage& m) {
       continue;
     }
     AddTable(&txn_.tables, rel->table);
-    AddTable(&txn_.tables_not_insert_only, rel->table);
     size_t tainted =
         source_->TaintMatching(rel->table, [](const sqlmap::QueryInstance&) { return true; });
     if (tainted) Count(&InvalidatorMetrics::tainted_requests, tainted);
@@ -559,15 +557,18 @@ void ChangeProcessor::SettleJoins(const CommitMessage& m, Lsn hold_at) {
       state[i] = kYes;
       continue;
     }
-    // The poll sees the database after this commit: if this transaction also
-    // updated or deleted rows of a table the poll reads (every table of the
-    // template but the one whose row it joins), a pre-commit partner may be
-    // gone. Rows it only inserted are visible to the poll, and any result row
-    // they create contains one of them, so inserts (a checkout adding an
-    // order and its lines) still poll precisely.
+    // A poll cannot judge partners in tables this transaction itself wrote
+    // (every table of the template but the one whose row it joins): an update
+    // or delete may have removed a pre-commit partner, and even inserted rows
+    // may be invisible to it. PostgreSQL writes the commit record, which
+    // logical decoding then streams, before the committing backend leaves the
+    // proc array, so a snapshot taken in between (a busy machine widens the
+    // gap to milliseconds) still sees the transaction as running. Observed:
+    // a new product's category page kept for seconds because the poll did
+    // not see the product's own details rows. Such checks eject.
     bool conservative = false;
     for (size_t u = 0; u < tmpl.tables.size() && !conservative; ++u) {
-      if (!HasTable(txn_.tables_not_insert_only, tmpl.tables[u].table)) continue;
+      if (!HasTable(txn_.tables, tmpl.tables[u].table)) continue;
       conservative = std::any_of(pj.checks.begin(), pj.checks.end(),
                                  [u](const JoinCheck& c) { return c.first != int(u); });
     }

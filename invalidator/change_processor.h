@@ -134,10 +134,6 @@ class ChangeProcessor {
     int64_t commit_time = 0;
     std::unordered_set<InstanceId> affected;
     std::vector<std::string> tables;  // few per transaction: a scan beats hashing
-    // Tables where this transaction updated, deleted or truncated rows. A
-    // join poll runs after the commit; rows this transaction only inserted are
-    // all visible to it, so only these can hide a pre-commit partner.
-    std::vector<std::string> tables_not_insert_only;
     std::vector<JoinRow> join_rows;
     std::vector<PendingJoin> joins;
     std::unordered_map<InstanceId, size_t> join_index;  // instance → its entry in `joins`
