@@ -100,6 +100,7 @@ Status ChangeProcessor::ProcessMessage(const PgOutputMessage& message) {
           if (txn_.open) return Status::Corruption("pgoutput: Begin inside an open transaction");
           txn_ = Txn{};
           txn_.open = true;
+          txn_.xid = m.xid;
           txn_.final_lsn = m.final_lsn;
           txn_.commit_time = m.commit_time;
           return Status::OK();
@@ -146,18 +147,57 @@ Status ChangeProcessor::OnChange(RowChange change) {
   ++txn_.changes;
   const std::string& table = change.rel->table;
   AddTable(&txn_.tables, table);
+  if (change.kind != RowChange::Kind::kInsert) AddTable(&txn_.tables_not_insert_only, table);
   Count(&InvalidatorMetrics::changes);
 
+  const bool hold = WaitsForVisibility() && !txn_.eject_all;
+  if (hold) {
+    // In-flight check and lookup at the Commit, once the change is visible.
+    txn_.pending.push_back(std::move(change));
+    if (txn_.pending.size() >= options_.max_held_changes) {
+      txn_.eject_all = true;
+      txn_.eject_all_reason = "transaction too large to hold until it is visible";
+      FlushPending();
+    }
+    return Status::OK();
+  }
   // In-flight requests first (see common/page_registrar.h for why the order
   // matters): now, for each change; its map lookup comes later, in FlushPending.
-  size_t tainted = source_->TaintMatching(table, [&](const sqlmap::QueryInstance& inst) {
-    return EvaluateChange(change, inst, options_.eval).impact != Impact::kNone;
-  });
-  if (tainted) Count(&InvalidatorMetrics::tainted_requests, tainted);
-
+  TaintInFlight(change);
   txn_.pending.push_back(std::move(change));
   if (txn_.pending.size() >= std::max<size_t>(1, options_.probe_batch_changes)) FlushPending();
   return Status::OK();
+}
+
+void ChangeProcessor::TaintInFlight(const RowChange& change) {
+  size_t tainted =
+      source_->TaintMatching(change.rel->table, [&](const sqlmap::QueryInstance& inst) {
+        return EvaluateChange(change, inst, options_.eval).impact != Impact::kNone;
+      });
+  if (tainted) Count(&InvalidatorMetrics::tainted_requests, tainted);
+}
+
+bool ChangeProcessor::WaitUntilVisible(uint32_t xid) {
+  // pg_visible_in_snapshot wants a full xid8: widen the 32-bit xid with the
+  // epoch of the snapshot's xmax (one epoch back if it is not below xmax's
+  // low half, i.e. the counter wrapped since).
+  static const std::string kSql =
+      "SELECT pg_visible_in_snapshot((((pg_snapshot_xmax(s)::text::bigint >> 32) << 32) + "
+      "$1::bigint"
+      " - CASE WHEN $1::bigint >= (pg_snapshot_xmax(s)::text::bigint & 4294967295) THEN 4294967296"
+      " ELSE 0 END)::text::xid8, s) FROM pg_current_snapshot() AS s";
+  PollQuery q{kSql, {std::to_string(xid)}};
+  const int64_t deadline = now_() + static_cast<int64_t>(options_.visible_wait_seconds * 1e6);
+  // Each ask is a round trip; the gap is normally microseconds wide.
+  for (int attempt = 0; attempt < 100000; ++attempt) {
+    auto r = poller_->Query(q);
+    if (!r.ok()) return false;
+    if (r->rows.size() == 1 && !r->rows[0].empty() &&
+        r->rows[0][0] == std::optional<std::string>("t"))
+      return true;
+    if (now_() >= deadline) break;
+  }
+  return false;
 }
 
 const std::vector<int>& ChangeProcessor::ProbeColumns(const std::shared_ptr<const Relation>& rel) {
@@ -333,7 +373,9 @@ const ChangeProcessor::UnindexedCache* ChangeProcessor::ResolveUnindexed(const s
 }
 
 Status ChangeProcessor::OnTruncate(const TruncateMessage& m) {
-  FlushPending();  // evaluate the changes before it in order
+  // Held like row changes until the Commit is visible (wait_until_visible).
+  const bool hold = WaitsForVisibility();
+  if (!hold) FlushPending();  // evaluate the changes before it in order
   for (uint32_t relid : m.relids) {
     auto rel = relations_.Get(relid);
     Count(&InvalidatorMetrics::changes);
@@ -343,15 +385,23 @@ Status ChangeProcessor::OnTruncate(const TruncateMessage& m) {
       continue;
     }
     AddTable(&txn_.tables, rel->table);
-    size_t tainted =
-        source_->TaintMatching(rel->table, [](const sqlmap::QueryInstance&) { return true; });
-    if (tainted) Count(&InvalidatorMetrics::tainted_requests, tainted);
-    std::vector<InstanceId> ids;
-    source_->InstancesReading(rel->table, &ids);
-    Count(&InvalidatorMetrics::candidates_evaluated, ids.size());
-    txn_.affected.insert(ids.begin(), ids.end());
+    AddTable(&txn_.tables_not_insert_only, rel->table);
+    if (hold) {
+      txn_.held_truncates.push_back(rel->table);
+    } else {
+      TruncateTable(rel->table);
+    }
   }
   return Status::OK();
+}
+
+void ChangeProcessor::TruncateTable(const std::string& table) {
+  size_t tainted = source_->TaintMatching(table, [](const sqlmap::QueryInstance&) { return true; });
+  if (tainted) Count(&InvalidatorMetrics::tainted_requests, tainted);
+  std::vector<InstanceId> ids;
+  source_->InstancesReading(table, &ids);
+  Count(&InvalidatorMetrics::candidates_evaluated, ids.size());
+  txn_.affected.insert(ids.begin(), ids.end());
 }
 
 // Join checks of one template, changed table and relation: they share partner polls.
@@ -557,18 +607,17 @@ void ChangeProcessor::SettleJoins(const CommitMessage& m, Lsn hold_at) {
       state[i] = kYes;
       continue;
     }
-    // A poll cannot judge partners in tables this transaction itself wrote
-    // (every table of the template but the one whose row it joins): an update
-    // or delete may have removed a pre-commit partner, and even inserted rows
-    // may be invisible to it. PostgreSQL writes the commit record, which
-    // logical decoding then streams, before the committing backend leaves the
-    // proc array, so a snapshot taken in between (a busy machine widens the
-    // gap to milliseconds) still sees the transaction as running. Observed:
-    // a new product's category page kept for seconds because the poll did
-    // not see the product's own details rows. Such checks eject.
-    bool conservative = false;
+    // The poll sees the database after this commit (OnCommit waited until
+    // the commit is visible, see ProcessorOptions::wait_until_visible): if
+    // this transaction also updated or deleted rows of a table the poll reads
+    // (every table of the template but the one whose row it joins), a
+    // pre-commit partner may be gone. Rows it only inserted are visible to
+    // the poll, and any result row they create contains one of them, so
+    // inserts (a checkout adding an order and its lines) still poll
+    // precisely — unless visibility could not be confirmed.
+    bool conservative = txn_.visibility_unknown;
     for (size_t u = 0; u < tmpl.tables.size() && !conservative; ++u) {
-      if (!HasTable(txn_.tables, tmpl.tables[u].table)) continue;
+      if (!HasTable(txn_.tables_not_insert_only, tmpl.tables[u].table)) continue;
       conservative = std::any_of(pj.checks.begin(), pj.checks.end(),
                                  [u](const JoinCheck& c) { return c.first != int(u); });
     }
@@ -657,6 +706,22 @@ Status ChangeProcessor::EjectEverything(const std::string& reason) {
 }
 
 Status ChangeProcessor::OnCommit(const CommitMessage& m) {
+  if (WaitsForVisibility() &&
+      (!txn_.pending.empty() || !txn_.held_truncates.empty() || txn_.eject_all) &&
+      m.end_lsn > applied_) {
+    if (WaitUntilVisible(txn_.xid)) {
+      for (const RowChange& change : txn_.pending) TaintInFlight(change);
+    } else {
+      // Not known to be visible: any request in flight may read the old
+      // rows, and a join poll may not see the new ones.
+      txn_.visibility_unknown = true;
+      size_t n = source_->TaintAll();
+      if (n) Count(&InvalidatorMetrics::tainted_requests, n);
+      log::Warn("invalidator", "commit not visible in time; every in-flight request tainted",
+                {{"xid", std::to_string(txn_.xid)}});
+    }
+  }
+  for (const auto& table : txn_.held_truncates) TruncateTable(table);
   FlushPending();
   Txn txn = std::move(txn_);
   txn_ = Txn{};

@@ -67,6 +67,19 @@ struct ProcessorOptions {
   // Commit (or a Truncate) arrives, which ejects nothing any later.
   // Default: 32; 1 = look each change up as it arrives.
   size_t probe_batch_changes = 32;
+  // Before a transaction's in-flight check and lookups, wait (on the
+  // poller's connection) until new snapshots see it. PostgreSQL streams a
+  // commit before the committing backend leaves the proc array: a page whose
+  // statement starts in that gap is not tainted yet reads the old rows, and
+  // registers after the lookup (docs/freshness-gap.md). With this on, a
+  // transaction's changes are held until its Commit and checked there.
+  // Needs a JoinPoller. Default: off.
+  bool wait_until_visible = false;
+  // How long to keep asking; then every in-flight request is tainted instead.
+  double visible_wait_seconds = 1.0;
+  // Changes held per transaction while waiting: past this, the transaction
+  // is looked up as it goes and ejects every cached page at its Commit.
+  size_t max_held_changes = 100000;
 };
 
 class ChangeProcessor {
@@ -130,10 +143,20 @@ class ChangeProcessor {
   };
   struct Txn {
     bool open = false;
+    uint32_t xid = 0;
     Lsn final_lsn = 0;
     int64_t commit_time = 0;
     std::unordered_set<InstanceId> affected;
     std::vector<std::string> tables;  // few per transaction: a scan beats hashing
+    // Tables where this transaction updated, deleted or truncated rows: a
+    // join poll (run once the commit is visible) may miss a pre-commit
+    // partner there. Rows it only inserted are visible to the poll.
+    std::vector<std::string> tables_not_insert_only;
+    // The commit could not be confirmed visible (wait_until_visible): polls
+    // might not see its rows, so its join checks eject.
+    bool visibility_unknown = false;
+    // TRUNCATEd tables held until the Commit is visible (wait_until_visible).
+    std::vector<std::string> held_truncates;
     std::vector<JoinRow> join_rows;
     std::vector<PendingJoin> joins;
     std::unordered_map<InstanceId, size_t> join_index;  // instance → its entry in `joins`
@@ -171,6 +194,12 @@ class ChangeProcessor {
                           bool unknown);
   Status OnTruncate(const TruncateMessage& m);
   Status OnCommit(const CommitMessage& m);
+  // True once new snapshots see transaction `xid` (options_.wait_until_visible).
+  bool WaitUntilVisible(uint32_t xid);
+  bool WaitsForVisibility() const { return options_.wait_until_visible && poller_ != nullptr; }
+  void TaintInFlight(const RowChange& change);
+  // Taints readers of `table` in flight and marks every instance reading it affected.
+  void TruncateTable(const std::string& table);
   void SettleJoins(const CommitMessage& m, Lsn hold_at);
   // Answers the groups' join checks (one template, changed table and
   // relation each) with pipelined partner polls, falling back to batched probes.

@@ -354,7 +354,10 @@ struct Invalidator::Impl {
     // A transaction already half the bound old at its commit means a backlog:
     // eject its joins conservatively and catch up instead of polling.
     po.skip_polls_lag_seconds = deps.options.max_staleness_seconds / 2;
-    if (po.poll_joins) poller = std::make_unique<PgJoinPoller>(deps.conninfo, PollTimeoutMs());
+    // The poll connection also asks whether a commit is visible yet (see
+    // ProcessorOptions::wait_until_visible), so it exists in either join mode.
+    po.wait_until_visible = true;
+    poller = std::make_unique<PgJoinPoller>(deps.conninfo, PollTimeoutMs());
     processor = std::make_unique<ChangeProcessor>(deps.source, deps.ejector, poller.get(), po);
     if (Status s = EnsureSlot(c->get()); !s.ok()) return s;
     // The replication connection itself must be allowed (pg_hba, privilege).

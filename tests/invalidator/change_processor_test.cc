@@ -372,5 +372,68 @@ TEST_F(BoundedPolls, TransactionAlreadyBehindSkipsPolling) {
   EXPECT_TRUE(ejector_.Ejected("/items/named/Goldfish"));
 }
 
+// Answers the commit-visibility question "not yet" `not_visible_for` times,
+// then "yes"; every other query has no partners.
+class VisibilityPoller : public JoinPoller {
+ public:
+  Result<PollRows> Query(const PollQuery& q) override {
+    if (q.sql.find("pg_visible_in_snapshot") == std::string::npos) return NoPartners(0);
+    ++asked;
+    if (on_ask) on_ask(asked);
+    return PollRows{{16}, {{std::string(asked > not_visible_for ? "t" : "f")}}};
+  }
+  int not_visible_for = 0;
+  int asked = 0;
+  std::function<void(int)> on_ask;
+};
+
+class VisibleProcessor : public Processor {
+ protected:
+  void UseVisibilityWait(std::function<int64_t()> clock = [] { return int64_t(0); }) {
+    ProcessorOptions po;
+    po.wait_until_visible = true;
+    proc_ = std::make_unique<ChangeProcessor>(&source_, &ejector_, &vis_, po, std::move(clock));
+    Feed(RelationMessage{
+        1,
+        "public",
+        "item",
+        'f',
+        {{true, "itemid", 25, -1}, {true, "productid", 25, -1}, {true, "price", 1700, -1}}});
+  }
+  VisibilityPoller vis_;
+};
+
+// PostgreSQL streams a commit before new snapshots see it. A page fetch that
+// starts in that gap reads the old row; it must be tainted, so the in-flight
+// check has to wait until the commit is visible.
+TEST_F(VisibleProcessor, ARequestStartingBeforeTheCommitIsVisibleIsTainted) {
+  UseVisibilityWait();
+  source_.AddPage("/item/A", {Inst(item_by_id_, {"A"})});
+  vis_.not_visible_for = 2;
+  vis_.on_ask = [&](int asked) {
+    if (asked == 1) source_.AddInFlight("r-gap", {Inst(item_by_id_, {"A"})});
+  };
+  ASSERT_TRUE(Txn(100, {Item("A", "P")}).ok());
+  EXPECT_EQ(vis_.asked, 3);
+  EXPECT_TRUE(source_.IsTainted("r-gap"));
+  EXPECT_TRUE(ejector_.Ejected("/item/A"));
+}
+
+TEST_F(VisibleProcessor, NotVisibleInTimeTaintsEveryRequestInFlight) {
+  int64_t t = 0;
+  UseVisibilityWait([&t] { return t += 100000; });  // each reading 0.1 s later
+  vis_.not_visible_for = 1000000;
+  source_.AddInFlight("r-other", {Inst(item_by_id_, {"B"})});  // another item
+  ASSERT_TRUE(Txn(100, {Item("A", "P")}).ok());
+  EXPECT_TRUE(source_.IsTainted("r-other"));
+  EXPECT_LE(vis_.asked, 12);  // gave up after about visible_wait_seconds
+}
+
+TEST_F(VisibleProcessor, ATransactionWithoutChangesDoesNotAsk) {
+  UseVisibilityWait();
+  ASSERT_TRUE(Txn(100, {}).ok());
+  EXPECT_EQ(vis_.asked, 0);
+}
+
 }  // namespace
 }  // namespace cacheportal::invalidator
