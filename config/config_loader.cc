@@ -87,9 +87,10 @@ void Validate(const CachePortalConfig& c, const YAML::Node& root, YamlDiagnostic
   if (c.store.pool_size < 1) diag.Add(root["store"]["pool_size"], "'store.pool_size' must be >= 1");
   if (c.store.threads < 1) diag.Add(root["store"]["threads"], "'store.threads' must be >= 1");
   if (c.edge.threads < 1) diag.Add(root["edge"]["threads"], "'edge.threads' must be >= 1");
-  if (c.sniffer.poll_microseconds < 0 || c.sniffer.poll_microseconds > 100000)
+  if (c.sniffer.poll_microseconds < 0 || c.sniffer.poll_microseconds > kMaxPollMicroseconds)
     diag.Add(root["sniffer"]["poll_microseconds"],
-             "'sniffer.poll_microseconds' must be between 0 and 100000");
+             "'sniffer.poll_microseconds' must be between 0 and " +
+                 std::to_string(kMaxPollMicroseconds));
   if (c.invalidator.max_staleness_seconds <= 0)
     diag.Add(root["invalidator"]["max_staleness_seconds"],
              "'invalidator.max_staleness_seconds' must be > 0");

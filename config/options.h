@@ -64,6 +64,7 @@ struct SnifferOptions {
   // CPU per burst of traffic, none when idle. 0 = sleep at once. Default: 50.
   int poll_microseconds = 50;
 };
+inline constexpr int kMaxPollMicroseconds = 100000;  // sniffer.poll_microseconds
 
 struct SqlMapOptions {
   // RocksDB directory of the page ⇄ query ⇄ table map. Default: var/sqlmap.

@@ -85,6 +85,20 @@ Reply MakeReply(std::shared_ptr<const CachedObject> object, const char* x_cache)
   return r;
 }
 
+// What serving one request takes, decided without suspending (PlanObject).
+struct ObjectPlan {
+  enum class Kind {
+    kPass,          // to the origin, not cacheable
+    kPassUnstored,  // cacheable, but nothing may be stored or served (not vouched)
+    kFill,          // a miss: fetch (coalesced) and maybe store under `key`
+    kHit,           // answered: `hit`
+  };
+  Kind kind = Kind::kPass;
+  differentiator::Decision decision;  // its origin_target, if any, is where the origin is asked
+  std::string key;                    // kFill
+  Reply hit;                          // kHit
+};
+
 std::shared_ptr<const CachedObject> ShortPage(int status, std::string_view reason,
                                               std::string_view text) {
   auto o = std::make_shared<CachedObject>();
@@ -215,15 +229,14 @@ class EdgeServer::Impl {
                            const differentiator::Decision& d);
   awaitable<Fetched> FetchAndAssemble(RequestCtx& c, const std::string& key,
                                       const differentiator::Decision& d, Fill* fill);
-  awaitable<Reply> ServeObject(RequestCtx& c);
-  // ServeObject's answer when it is a fresh hit in memory, without
-  // suspending: true and *out set (outcomes counted as ServeObject would);
-  // false and nothing counted otherwise, and the caller takes the full path.
-  // Lets ESI assembly take the hit fragments of a page in place instead of
-  // spawning a coroutine (frame, timer, dispatch) per include.
-  bool ServeHitNow(RequestCtx& c, Reply* out);
+  // The key and lookup stages for `c`, which never suspend: what serving it
+  // takes (counted here, once). A fresh hit is answered in the plan, so ESI
+  // assembly takes the hit fragments of a page in place instead of spawning
+  // a coroutine (frame, timer, dispatch) per include.
+  ObjectPlan PlanObject(RequestCtx& c);
+  // Carries a plan out (pass, fill or hit) and assembles an ESI answer.
+  awaitable<Reply> ServePlanned(RequestCtx& c, ObjectPlan plan);
   bool WantsRevalidation(const RequestCtx& c) const;
-  Reply HitReply(std::shared_ptr<const CachedObject> obj, int64_t now, std::string key) const;
   // ESI stage, parse half: once per origin response. Null when not ESI.
   std::shared_ptr<const std::vector<EsiInstruction>> ParseEsi(
       const http::response<http::string_body>& res, std::string_view target);
@@ -772,24 +785,24 @@ void EdgeServer::Impl::MarkWrite(const RequestCtx& c) {
 }
 
 awaitable<Reply> EdgeServer::Impl::Serve(RequestCtx& c) {
-  Reply r = co_await ServeObject(c);
-  if (r.object && r.object->esi) co_await Assemble(c, r);
-  co_return r;
+  co_return co_await ServePlanned(c, PlanObject(c));
 }
 
-awaitable<Reply> EdgeServer::Impl::ServeObject(RequestCtx& c) {
+ObjectPlan EdgeServer::Impl::PlanObject(RequestCtx& c) {
+  using Kind = ObjectPlan::Kind;
+  ObjectPlan p;
   // key: the rules decide for GET, HEAD and POST (a POST search can be a
   // cacheable read keyed by its form fields); other methods never are reads.
   bool never_read = c.method != "GET" && c.method != "HEAD" && c.method != "POST";
   if (never_read) {
     key_out_.Add(KeyOutcome::kMethod);
-    co_return co_await Pass(c, c.target);
+    return p;
   }
   if (ReadYourWritesActive(c)) {
     key_out_.Add(KeyOutcome::kReadYourWrites);
-    co_return co_await Pass(c, c.target);
+    return p;
   }
-  differentiator::Decision d;
+  differentiator::Decision& d = p.decision;
   try {
     auto rules = Rules();
     if (!rules) throw std::runtime_error("no rules loaded");
@@ -800,48 +813,68 @@ awaitable<Reply> EdgeServer::Impl::ServeObject(RequestCtx& c) {
     log::Warn(kPart, "rules failed; passing", {{"target", c.target}, {"error", e.what()}});
     d.verdict = differentiator::Verdict::kPass;
   }
-  std::string_view target = d.origin_target.empty() ? std::string_view(c.target) : d.origin_target;
   if (d.verdict != differentiator::Verdict::kCache) {
     key_out_.Add(KeyOutcome::kPass);
-    co_return co_await Pass(c, target);
+    return p;
   }
   key_out_.Add(KeyOutcome::kCache);
-  std::string key = d.key.ToString();
+  p.key = d.key.ToString();
 
   // lookup
   if (!storing_ || !vouched_.load(std::memory_order_acquire)) {
     lookup_out_.Add(LookupOutcome::kNotVouched);
-    Reply r = co_await Pass(c, target);
-    r.cacheable = false;
-    co_return r;
+    p.kind = Kind::kPassUnstored;
+    return p;
   }
+  p.kind = Kind::kFill;
   if (WantsRevalidation(c)) {
     lookup_out_.Add(LookupOutcome::kRevalidate);
-  } else {
-    std::shared_ptr<const CachedObject> obj;
-    auto value_of = [&c](std::string_view name) {
-      auto v = FindHeader(c.headers, name);
-      return v ? std::string(*v) : std::string();
-    };
-    StoreLookup found = store_.Lookup(key, value_of, &obj);
-    bool from_disk = false;
-    if (found != StoreLookup::kFound && disk_) {
-      if ((obj = DiskLookup(key, value_of))) {
-        found = StoreLookup::kFound;
-        from_disk = true;
-      }
-    }
-    int64_t now = NowUnix();
-    if (found == StoreLookup::kFound && (obj->expires_at_unix == 0 || now < obj->expires_at_unix)) {
-      lookup_out_.Add(from_disk ? LookupOutcome::kDiskHit : LookupOutcome::kHit);
-      co_return HitReply(std::move(obj), now, std::move(key));
-    }
-    lookup_out_.Add(found == StoreLookup::kFound          ? LookupOutcome::kExpired
-                    : found == StoreLookup::kVaryMismatch ? LookupOutcome::kVaryMismatch
-                                                          : LookupOutcome::kMiss);
+    return p;
   }
-  Reply r = co_await FillKey(c, key, d);
-  r.key = std::move(key);
+  std::shared_ptr<const CachedObject> obj;
+  auto value_of = [&c](std::string_view name) {
+    auto v = FindHeader(c.headers, name);
+    return v ? std::string(*v) : std::string();
+  };
+  StoreLookup found = store_.Lookup(p.key, value_of, &obj);
+  bool from_disk = false;
+  if (found != StoreLookup::kFound && disk_) {
+    if ((obj = DiskLookup(p.key, value_of))) {
+      found = StoreLookup::kFound;
+      from_disk = true;
+    }
+  }
+  int64_t now = NowUnix();
+  if (found == StoreLookup::kFound && (obj->expires_at_unix == 0 || now < obj->expires_at_unix)) {
+    lookup_out_.Add(from_disk ? LookupOutcome::kDiskHit : LookupOutcome::kHit);
+    p.kind = Kind::kHit;
+    p.hit = MakeReply(std::move(obj), "HIT");
+    p.hit.age = std::max<int64_t>(0, now - p.hit.object->stored_at_unix);
+    p.hit.cacheable = true;
+    p.hit.key = std::move(p.key);
+    return p;
+  }
+  lookup_out_.Add(found == StoreLookup::kFound          ? LookupOutcome::kExpired
+                  : found == StoreLookup::kVaryMismatch ? LookupOutcome::kVaryMismatch
+                                                        : LookupOutcome::kMiss);
+  return p;
+}
+
+awaitable<Reply> EdgeServer::Impl::ServePlanned(RequestCtx& c, ObjectPlan plan) {
+  using Kind = ObjectPlan::Kind;
+  std::string_view target = plan.decision.origin_target.empty() ? std::string_view(c.target)
+                                                                : plan.decision.origin_target;
+  Reply r;
+  if (plan.kind == Kind::kHit) {
+    r = std::move(plan.hit);
+  } else if (plan.kind == Kind::kFill) {
+    r = co_await FillKey(c, plan.key, plan.decision);
+    r.key = std::move(plan.key);
+  } else {
+    r = co_await Pass(c, target);
+    if (plan.kind == Kind::kPassUnstored) r.cacheable = false;
+  }
+  if (r.object && r.object->esi) co_await Assemble(c, r);
   co_return r;
 }
 
@@ -851,47 +884,6 @@ bool EdgeServer::Impl::WantsRevalidation(const RequestCtx& c) const {
   auto pragma = FindHeader(c.headers, "pragma");
   return (cc && HasCacheControlDirective(*cc, "no-cache")) ||
          (pragma && HasCacheControlDirective(*pragma, "no-cache"));
-}
-
-Reply EdgeServer::Impl::HitReply(std::shared_ptr<const CachedObject> obj, int64_t now,
-                                 std::string key) const {
-  Reply r = MakeReply(std::move(obj), "HIT");
-  r.age = std::max<int64_t>(0, now - r.object->stored_at_unix);
-  r.cacheable = true;
-  r.key = std::move(key);
-  return r;
-}
-
-bool EdgeServer::Impl::ServeHitNow(RequestCtx& c, Reply* out) {
-  // Only what ServeObject would answer from memory with no other effect:
-  // POST (body fields), read-your-writes bypasses, revalidation, the disk
-  // tier and every miss take the full path.
-  if (c.method != "GET" && c.method != "HEAD") return false;
-  if (!storing_ || !vouched_.load(std::memory_order_acquire)) return false;
-  if (ReadYourWritesActive(c) || WantsRevalidation(c)) return false;
-  auto rules = Rules();
-  if (!rules) return false;
-  differentiator::Decision d;
-  try {
-    differentiator::RequestView view{c.method, c.target, c.headers, c.body};
-    d = rules->Decide(view, NowUnix());
-  } catch (const std::exception&) {
-    return false;  // the full path logs and counts it
-  }
-  if (d.verdict != differentiator::Verdict::kCache) return false;
-  std::string key = d.key.ToString();
-  std::shared_ptr<const CachedObject> obj;
-  auto value_of = [&c](std::string_view name) {
-    auto v = FindHeader(c.headers, name);
-    return v ? std::string(*v) : std::string();
-  };
-  if (store_.Lookup(key, value_of, &obj) != StoreLookup::kFound) return false;
-  int64_t now = NowUnix();
-  if (obj->expires_at_unix != 0 && now >= obj->expires_at_unix) return false;
-  key_out_.Add(KeyOutcome::kCache);
-  lookup_out_.Add(LookupOutcome::kHit);
-  *out = HitReply(std::move(obj), now, std::move(key));
-  return true;
 }
 
 awaitable<Reply> EdgeServer::Impl::Pass(RequestCtx& c, std::string_view target) {
@@ -1394,25 +1386,19 @@ awaitable<void> EdgeServer::Impl::Assemble(RequestCtx& c, Reply& r) {
   }
   // Fresh hits without includes of their own are taken in place; the rest
   // (misses, passes, nested templates) are served concurrently.
+  std::vector<ObjectPlan> plans(subs.size());
   std::vector<size_t> later;
   for (size_t j = 0; j < subs.size(); ++j) {
-    if (ServeHitNow(subs[j], &parts[j])) {
-      if (parts[j].object->esi) later.push_back(j);  // hit, still to assemble
+    plans[j] = PlanObject(subs[j]);
+    if (plans[j].kind == ObjectPlan::Kind::kHit && !plans[j].hit.object->esi) {
+      parts[j] = std::move(plans[j].hit);
     } else {
-      parts[j].object = nullptr;
       later.push_back(j);
     }
   }
-  auto serve_part = [this](RequestCtx& sub, Reply& slot) -> awaitable<void> {
-    if (slot.object) {
-      co_await Assemble(sub, slot);  // a hit template: ServeHitNow counted it
-    } else {
-      slot = co_await Serve(sub);
-    }
-  };
   if (later.size() == 1) {
     try {
-      co_await serve_part(subs[later[0]], parts[later[0]]);
+      parts[later[0]] = co_await ServePlanned(subs[later[0]], std::move(plans[later[0]]));
     } catch (...) {
       parts[later[0]].ok = false;
     }
@@ -1429,8 +1415,12 @@ awaitable<void> EdgeServer::Impl::Assemble(RequestCtx& c, Reply& r) {
     for (size_t j : later) {
       Reply* slot = &parts[j];
       RequestCtx* sub = &subs[j];
+      ObjectPlan* plan = &plans[j];
       asio::co_spawn(
-          ex, [slot, sub, &serve_part]() -> awaitable<void> { co_await serve_part(*sub, *slot); },
+          ex,
+          [this, slot, sub, plan]() -> awaitable<void> {
+            *slot = co_await ServePlanned(*sub, std::move(*plan));
+          },
           [g, slot](std::exception_ptr e) {
             if (e) slot->ok = false;
             if (--g->remaining == 0) g->timer.cancel();

@@ -27,6 +27,14 @@ bool HasUnknown(const Row& row) {
   return false;
 }
 
+// Some cell of a row image is unknown (an unchanged TOASTed value): the
+// change cannot be looked up by value and every instance on its table is a
+// candidate.
+bool HasUnknownImage(const RowChange& change) {
+  return (change.old_row && HasUnknown(*change.old_row)) ||
+         (change.new_row && HasUnknown(*change.new_row));
+}
+
 }  // namespace
 
 ChangeProcessor::ChangeProcessor(DependencySource* source, Ejector* ejector, JoinPoller* poller,
@@ -150,22 +158,20 @@ Status ChangeProcessor::OnChange(RowChange change) {
   if (change.kind != RowChange::Kind::kInsert) AddTable(&txn_.tables_not_insert_only, table);
   Count(&InvalidatorMetrics::changes);
 
-  const bool hold = WaitsForVisibility() && !txn_.eject_all;
-  if (hold) {
-    // In-flight check and lookup at the Commit, once the change is visible.
-    txn_.pending.push_back(std::move(change));
-    if (txn_.pending.size() >= options_.max_held_changes) {
-      txn_.eject_all = true;
-      txn_.eject_all_reason = "transaction too large to hold until it is visible";
-      FlushPending();
-    }
-    return Status::OK();
-  }
   // In-flight requests first (see common/page_registrar.h for why the order
-  // matters): now, for each change; its map lookup comes later, in FlushPending.
-  TaintInFlight(change);
+  // matters), then the lookup, in FlushPending. A held change gets both at
+  // the Commit, once it is visible; otherwise it taints now.
+  const bool hold = WaitsForVisibility() && !txn_.eject_all;
+  if (!hold) TaintInFlight(change);
   txn_.pending.push_back(std::move(change));
-  if (txn_.pending.size() >= std::max<size_t>(1, options_.probe_batch_changes)) FlushPending();
+  const size_t limit =
+      hold ? options_.max_held_changes : std::max<size_t>(1, options_.probe_batch_changes);
+  if (txn_.pending.size() < limit) return Status::OK();
+  if (hold) {
+    txn_.eject_all = true;
+    txn_.eject_all_reason = "transaction too large to hold until it is visible";
+  }
+  FlushPending();
   return Status::OK();
 }
 
@@ -228,9 +234,7 @@ void ChangeProcessor::FlushPending() {
   probe_columns_.clear();
   for (const RowChange& change : pending) {
     first_probe.push_back(probes.size());
-    bool unknown = (change.old_row && HasUnknown(*change.old_row)) ||
-                   (change.new_row && HasUnknown(*change.new_row));
-    if (unknown) continue;  // every instance on the table: no lookup
+    if (HasUnknownImage(change)) continue;  // every instance on the table: no lookup
     const std::vector<int>& cols = ProbeColumns(change.rel);
     for (const auto* row : {change.old_row ? &*change.old_row : nullptr,
                             change.new_row ? &*change.new_row : nullptr}) {
@@ -257,8 +261,7 @@ void ChangeProcessor::FlushPending() {
   for (size_t k = 0; k < pending.size(); ++k) {
     const RowChange& change = pending[k];
     ids.clear();
-    bool unknown = (change.old_row && HasUnknown(*change.old_row)) ||
-                   (change.new_row && HasUnknown(*change.new_row));
+    const bool unknown = HasUnknownImage(change);
     if (unknown) {
       source_->InstancesReading(change.rel->table, &ids);
     } else if (first_probe[k] < first_probe[k + 1]) {

@@ -10,6 +10,8 @@
 //   The finding and evaluating is deferred and done for up to
 //   probe_batch_changes changes at once, in arrival order, always before
 //   the Commit's ejections (a lookup made later only sees more of the map).
+//   With wait_until_visible, a transaction's changes are held until its
+//   Commit and tainted and looked up there, once the commit is visible.
 //   At Commit: settle join checks (poll or conservative), eject every key of
 //   the affected instances plus the pages that include them (each key once),
 //   remove them from the map, record end_lsn as applied. Only then does
@@ -62,9 +64,10 @@ struct ProcessorOptions {
   double skip_polls_lag_seconds = 0;
   // Row changes whose index lookups are made together (one
   // DependencySource::CandidatesByValues call, whose memory misses overlap).
-  // Each change still taints in-flight requests as it arrives; its lookups
-  // and evaluation wait until this many are pending or the transaction's
-  // Commit (or a Truncate) arrives, which ejects nothing any later.
+  // Unless held (wait_until_visible), each change taints in-flight requests
+  // as it arrives; its lookups and evaluation wait until this many are
+  // pending or the transaction's Commit (or a Truncate) arrives, which
+  // ejects nothing any later.
   // Default: 32; 1 = look each change up as it arrives.
   size_t probe_batch_changes = 32;
   // Before a transaction's in-flight check and lookups, wait (on the
@@ -163,7 +166,8 @@ class ChangeProcessor {
     bool eject_all = false;
     std::string eject_all_reason;
     uint64_t changes = 0;
-    // Changes that tainted in-flight requests but await their lookups (FlushPending).
+    // Changes awaiting their lookups (FlushPending); held ones also await
+    // their in-flight check (wait_until_visible).
     std::vector<RowChange> pending;
   };
   // A provisional "no" from a poll: it holds only if no transaction committed

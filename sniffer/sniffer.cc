@@ -1044,21 +1044,15 @@ void RelayLoop::Run() {
   std::chrono::steady_clock::time_point poll_until{};
   for (;;) {
     // Idleness is checked once a second (the timeout's resolution).
-    int n;
-    if (poll_window.count() > 0) {
-      n = ::epoll_wait(epfd_, events, 64, 0);
-      if (n == 0) {
-        auto t = std::chrono::steady_clock::now();
-        if (t < poll_until) {
-          ::sched_yield();  // anything runnable here goes first
-          continue;
-        }
-        n = ::epoll_wait(epfd_, events, 64, idle > 0 ? 1000 : -1);
-      }
-      if (n > 0) poll_until = std::chrono::steady_clock::now() + poll_window;
-    } else {
-      n = ::epoll_wait(epfd_, events, 64, idle > 0 ? 1000 : -1);
+    // Within the poll window after relaying, only ask; otherwise sleep.
+    const bool polling = poll_window.count() > 0 && std::chrono::steady_clock::now() < poll_until;
+    int n = ::epoll_wait(epfd_, events, 64, polling ? 0 : idle > 0 ? 1000 : -1);
+    if (polling && n == 0) {
+      ::sched_yield();  // anything runnable here goes first
+      continue;
     }
+    if (n > 0 && poll_window.count() > 0)
+      poll_until = std::chrono::steady_clock::now() + poll_window;
     if (n < 0) {
       if (errno == EINTR) continue;
       log::Error(kPart, "epoll_wait failed", {{"error", std::strerror(errno)}});

@@ -138,26 +138,22 @@ int RunSnifferCommand(int argc, char** argv) {
                  upstream.c_str());
     return kExitUsage;
   }
-  if (!threads.empty()) {
+  // A whole decimal number within [lo, hi] for flag `name`, or a usage error.
+  auto int_flag = [](const char* name, const std::string& text, long lo, long hi, int* out) {
     char* end = nullptr;
-    long n = std::strtol(threads.c_str(), &end, 10);
-    if (*end != '\0' || n < 1 || n > 64) {
-      std::fprintf(stderr, "cacheportal sniffer: --threads wants 1..64, got '%s'\n",
-                   threads.c_str());
-      return kExitUsage;
+    long n = std::strtol(text.c_str(), &end, 10);
+    if (*end != '\0' || n < lo || n > hi) {
+      std::fprintf(stderr, "cacheportal sniffer: %s wants %ld..%ld, got '%s'\n", name, lo, hi,
+                   text.c_str());
+      return false;
     }
-    o.threads = static_cast<int>(n);
-  }
-  if (!poll_us.empty()) {
-    char* end = nullptr;
-    long n = std::strtol(poll_us.c_str(), &end, 10);
-    if (*end != '\0' || n < 0 || n > 100000) {
-      std::fprintf(stderr, "cacheportal sniffer: --poll-us wants 0..100000, got '%s'\n",
-                   poll_us.c_str());
-      return kExitUsage;
-    }
-    o.poll_microseconds = static_cast<int>(n);
-  }
+    *out = static_cast<int>(n);
+    return true;
+  };
+  if (!threads.empty() && !int_flag("--threads", threads, 1, 64, &o.threads)) return kExitUsage;
+  if (!poll_us.empty() &&
+      !int_flag("--poll-us", poll_us, 0, kMaxPollMicroseconds, &o.poll_microseconds))
+    return kExitUsage;
   log::Level lvl;
   const std::string& level_text = level.empty() ? config.common.log_level : level;
   if (!log::ParseLevel(level_text, &lvl)) {

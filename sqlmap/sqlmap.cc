@@ -747,7 +747,7 @@ class RocksSqlMap final : public SqlMap {
   void AddInstanceToMirror(InstanceId id, std::shared_ptr<const QueryInstance> qi,
                            std::vector<IndexEntry> entries);
   void RemoveInstanceFromMirror(InstanceId id);
-  // CandidatesByValue's answer for a value that is not indexable; mu_ held.
+  // The candidates of a value that is not indexable; mu_ held.
   void InstancesIndexedOnLocked(std::string_view table, std::string_view column,
                                 std::vector<InstanceId>* out) const;
 
@@ -1250,15 +1250,8 @@ Status RocksSqlMap::Clear() {
 
 void RocksSqlMap::CandidatesByValue(std::string_view table, std::string_view column,
                                     std::string_view value, std::vector<InstanceId>* out) const {
-  std::optional<std::string> canon = CanonicalIndexValue(value);
-  if (canon) {
-    uint64_t key = EqIndex::Key(table, column, *canon);
-    std::shared_lock lock(mu_);
-    eq_.ForEach(key, [out](InstanceId id) { out->push_back(id); });
-    return;
-  }
-  std::shared_lock lock(mu_);
-  InstancesIndexedOnLocked(table, column, out);
+  const ValueProbe probe{table, column, value};
+  CandidatesByValues(std::span<const ValueProbe>(&probe, 1), out, nullptr);
 }
 
 void RocksSqlMap::InstancesIndexedOnLocked(std::string_view table, std::string_view column,
