@@ -9,9 +9,15 @@
 #   SKIP_BUILD=1 bench/edge/run.sh    # reuse the existing Release build
 #   MEM_PAGES=100000 (default)        # pages filled for the memory measurement
 #
-# Each server gets 2 workers (edge --threads 2, nginx worker_processes 2,
-# Varnish's default 2 thread pools); wrk runs on the same 2-core machine, so
-# absolute numbers are modest, but the comparison is like for like.
+# Each server gets EDGE_THREADS workers (default 2: edge --threads 2, nginx
+# worker_processes 2, Varnish thread_pools 2); wrk runs on the same 2-core
+# machine, so absolute numbers are modest, but the comparison is like for like.
+#
+# The tail on a 2-core machine: with wrk -t2 every wrk thread shares a core
+# with a server thread or with the other wrk thread, and p99 measures that
+# time-sharing (a scheduler slice, 3-5 ms here, the same for all three
+# servers). To see the servers' own tail, give the client a core of its own:
+#   SERVER_CPUS=1 WRK_CPUS=0 WRK_THREADS=1 EDGE_THREADS=1 bench/edge/run.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,6 +38,13 @@ BENCH_NICE=${BENCH_NICE:--10}
 # wrk's own nice level (default: the same as the servers).
 WRK_NICE=${WRK_NICE-$BENCH_NICE}
 EDGE_THREADS=${EDGE_THREADS:-2}
+# CPU sets (taskset lists; empty = no pinning): SERVER_CPUS for the three
+# caches and the origin, WRK_CPUS for wrk. Splitting them (SERVER_CPUS=1
+# WRK_CPUS=0) stands in for a client on a machine of its own: wrk's threads
+# then never preempt a server's, so the tail measures the server, not how the
+# scheduler interleaves the two on shared cores.
+SERVER_CPUS=${SERVER_CPUS:-}
+WRK_CPUS=${WRK_CPUS:-}
 NGINX=${NGINX:-/usr/sbin/nginx}
 VARNISHD=${VARNISHD:-/usr/sbin/varnishd}
 
@@ -89,7 +102,7 @@ EOF
 
 # ---- nginx proxy_cache -----------------------------------------------------
 cat > "$TMP/proxy.conf" <<EOF
-worker_processes 2;
+worker_processes $EDGE_THREADS;
 pid $TMP/proxy.pid;
 error_log $TMP/logs/proxy.err warn;
 events { worker_connections 4096; }
@@ -140,10 +153,12 @@ NICE=()
 [ -n "$BENCH_NICE" ] && NICE=(nice -n "$BENCH_NICE")
 WRK_NICE_CMD=()
 [ -n "$WRK_NICE" ] && WRK_NICE_CMD=(nice -n "$WRK_NICE")
+[ -n "$SERVER_CPUS" ] && NICE=(taskset -c "$SERVER_CPUS" "${NICE[@]}")
+[ -n "$WRK_CPUS" ] && WRK_NICE_CMD=(taskset -c "$WRK_CPUS" "${WRK_NICE_CMD[@]}")
 "${NICE[@]}" "$NGINX" -c "$TMP/origin.conf" -p "$TMP"
 "${NICE[@]}" "$NGINX" -c "$TMP/proxy.conf" -p "$TMP"
 "${NICE[@]}" "$VARNISHD" -F -j none -n "$TMP/varnish" -a "127.0.0.1:$VARNISH_PORT" -b "127.0.0.1:$ORIGIN_PORT" \
-  -s malloc,2g -p default_ttl=3600 >"$TMP/logs/varnish.out" 2>&1 &
+  -s malloc,2g -p default_ttl=3600 -p thread_pools="$EDGE_THREADS" >"$TMP/logs/varnish.out" 2>&1 &
 VARNISH_PID=$!
 PIDS+=($VARNISH_PID)
 "${NICE[@]}" "$EDGE_BIN" --config "$TMP/edge.yaml" --rules "$TMP/rules.yaml" --ttl-only \
@@ -224,7 +239,7 @@ run_wrk() {  # name port page root-pid
     "${P99[$1/$3]}" "${CPU[$1/$3]}" "$errs"
 }
 echo
-echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)   nice: ${BENCH_NICE:-none}   edge threads: $EDGE_THREADS"
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)   nice: ${BENCH_NICE:-none}   edge threads: $EDGE_THREADS   cpus: servers ${SERVER_CPUS:-any}, wrk ${WRK_CPUS:-any}"
 echo "== wrk -t$WRK_THREADS -c$CONNS -d$DURATION --latency (all hits)"
 for page in 4k.html 32k.html; do
   run_wrk edge $EDGE_PORT $page $EDGE_PID

@@ -324,6 +324,7 @@ int RunBenchCommand(int argc, char** argv) {
         auto r = RunOnce(origin_opts(n, sweep_duration, 2), *catalog);
         if (r.ok()) {
           p.origin = r->summary;
+          p.origin_cpu = r->cpu;
           p.has_origin = true;
           double v = p.origin.errors ? 1e18 : p.origin.p95_ms;
           po.push_back({n, v});
@@ -334,17 +335,22 @@ int RunBenchCommand(int argc, char** argv) {
         auto r = RunOnce(edge_opts(n, sweep_duration, 2, false), *catalog);
         if (r.ok()) {
           p.edge = r->summary;
+          p.edge_cpu = r->cpu;
           p.has_edge = true;
           double v = p.edge.errors ? 1e18 : p.edge.p95_ms;
           pe.push_back({n, v});
           edge_misses = v > bound_ms ? edge_misses + 1 : 0;
         }
       }
+      auto cpu_us = [](const CpuUsage& c, const RunSummary& r) {
+        return r.requests ? 1e6 * c.TotalSeconds() / static_cast<double>(r.requests) : 0.0;
+      };
       std::fprintf(stderr,
-                   "bench: sweep %d users: store p95 %.2f ms (%.0f req/s), edge p95 %.2f ms (%.0f "
-                   "req/s, hit %.1f%%)\n",
-                   n, p.origin.p95_ms, p.origin.throughput, p.edge.p95_ms, p.edge.throughput,
-                   100 * p.edge.HitRatio());
+                   "bench: sweep %d users: store p95 %.2f ms (%.0f req/s, %.0f us CPU/req), edge "
+                   "p95 %.2f ms (%.0f req/s, hit %.1f%%, %.0f us CPU/req)\n",
+                   n, p.origin.p95_ms, p.origin.throughput, cpu_us(p.origin_cpu, p.origin),
+                   p.edge.p95_ms, p.edge.throughput, 100 * p.edge.HitRatio(),
+                   cpu_us(p.edge_cpu, p.edge));
       sr.points.push_back(p);
     }
     sr.ran_origin = mode != "edge";

@@ -15,6 +15,10 @@ std::string Num(double v, int prec = 2) {
   return buf;
 }
 
+double PerRequestUs(double seconds, uint64_t requests) {
+  return requests ? 1e6 * seconds / static_cast<double>(requests) : 0;
+}
+
 std::string TickLabel(double v) {
   char buf[64];
   if (std::fabs(v - std::round(v)) < 1e-9 && std::fabs(v) < 1e9)
@@ -257,7 +261,14 @@ std::string SummaryCsv(const std::vector<RunResult>& runs) {
                "audit_stale",
                "audit_errors",
                "edge_ejections",
-               "checkouts"});
+               "checkouts",
+               "cpu_us_per_req",
+               "cpu_cacheportal_us",
+               "cpu_client_us",
+               "cpu_store_us",
+               "cpu_postgres_us",
+               "cpu_other_us",
+               "machine_busy"});
   for (const auto& r : runs) {
     const RunSummary& s = r.summary;
     auto lat = InvalidationLatencies(r);
@@ -292,9 +303,29 @@ std::string SummaryCsv(const std::vector<RunResult>& runs) {
            std::to_string(r.audit.stale),
            std::to_string(r.audit.errors),
            Num(r.MetricDelta("cacheportal_edge_ejections_total"), 0),
-           std::to_string(r.checkouts)});
+           std::to_string(r.checkouts),
+           Num(PerRequestUs(r.cpu.TotalSeconds(), s.requests), 2),
+           Num(PerRequestUs(r.cpu.shares.size() > 0 ? r.cpu.shares[0].seconds : 0, s.requests), 2),
+           Num(PerRequestUs(r.cpu.shares.size() > 1 ? r.cpu.shares[1].seconds : 0, s.requests), 2),
+           Num(PerRequestUs(r.cpu.shares.size() > 2 ? r.cpu.shares[2].seconds : 0, s.requests), 2),
+           Num(PerRequestUs(r.cpu.shares.size() > 3 ? r.cpu.shares[3].seconds : 0, s.requests), 2),
+           Num(PerRequestUs(r.cpu.shares.size() > 4 ? r.cpu.shares[4].seconds : 0, s.requests), 2),
+           Num(r.cpu.machine_busy, 3)});
   }
   return w.text();
+}
+
+std::string CpuPerRequestText(const CpuUsage& cpu, uint64_t requests) {
+  if (cpu.shares.empty() || requests == 0) return "not measured";
+  std::string out;
+  for (const auto& sh : cpu.shares) {
+    if (!out.empty()) out += ", ";
+    out += sh.group + " " + Num(PerRequestUs(sh.seconds, requests), 1);
+  }
+  out += " = " + Num(PerRequestUs(cpu.TotalSeconds(), requests), 1) +
+         " µs of CPU per request; machine busy " + Num(100 * cpu.machine_busy, 0) + "%";
+  if (cpu.machine_steal > 0.005) out += " (" + Num(100 * cpu.machine_steal, 0) + "% stolen)";
+  return out;
 }
 
 std::string TimelineCsv(const std::vector<RunResult>& runs) {
@@ -326,13 +357,16 @@ std::string WritesCsv(const std::vector<RunResult>& runs) {
 std::string SweepCsv(const SweepResult& sweep) {
   CsvWriter w({"users", "origin_run", "edge_run", "origin_rps", "origin_p50_ms", "origin_p95_ms",
                "origin_p99_ms", "origin_errors", "edge_rps", "edge_p50_ms", "edge_p95_ms",
-               "edge_p99_ms", "edge_errors", "edge_hit_ratio", "bound_ms"});
+               "edge_p99_ms", "edge_errors", "edge_hit_ratio", "bound_ms", "origin_cpu_us_per_req",
+               "edge_cpu_us_per_req"});
   for (const auto& p : sweep.points)
     w.Row({std::to_string(p.users), p.has_origin ? "1" : "0", p.has_edge ? "1" : "0",
            Num(p.origin.throughput, 1), Num(p.origin.p50_ms, 3), Num(p.origin.p95_ms, 3),
            Num(p.origin.p99_ms, 3), std::to_string(p.origin.errors), Num(p.edge.throughput, 1),
            Num(p.edge.p50_ms, 3), Num(p.edge.p95_ms, 3), Num(p.edge.p99_ms, 3),
-           std::to_string(p.edge.errors), Num(p.edge.HitRatio(), 4), Num(sweep.bound_ms, 1)});
+           std::to_string(p.edge.errors), Num(p.edge.HitRatio(), 4), Num(sweep.bound_ms, 1),
+           Num(PerRequestUs(p.origin_cpu.TotalSeconds(), p.origin.requests), 2),
+           Num(PerRequestUs(p.edge_cpu.TotalSeconds(), p.edge.requests), 2)});
   return w.text();
 }
 
@@ -352,8 +386,13 @@ Headline MakeHeadline(const Report& rep) {
            std::to_string(s.users) + " users, " + Num(s.seconds, 0) + " s)";
   };
   if (o) h.rows.push_back({"Without cache (store directly)", run_line(o->summary)});
+  if (o)
+    h.rows.push_back({"CPU per request without cache (µs, all processes on this machine)",
+                      CpuPerRequestText(o->cpu, o->summary.requests)});
   if (e) {
     h.rows.push_back({"With CachePortal (edge)", run_line(e->summary)});
+    h.rows.push_back({"CPU per request with CachePortal (µs, all processes on this machine)",
+                      CpuPerRequestText(e->cpu, e->summary.requests)});
     h.rows.push_back({"Hit ratio", Num(100 * e->summary.HitRatio(), 1) + "% of all requests, " +
                                        Num(100 * e->summary.CatalogHitRatio(), 1) +
                                        "% of catalogue requests"});

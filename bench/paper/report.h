@@ -57,6 +57,7 @@ struct SweepPoint {
   int users = 0;
   RunSummary origin, edge;
   bool has_origin = false, has_edge = false;  // a side is skipped once it missed the bound twice
+  CpuUsage origin_cpu, edge_cpu;
 };
 
 struct SweepResult {
@@ -84,6 +85,9 @@ struct Report {
 };
 
 std::string SummaryCsv(const std::vector<RunResult>& runs);
+// "CachePortal 34.1, client 12.0, … = 69.6 µs of CPU per request; machine
+// busy 97 %": every process's CPU over the run divided by its requests.
+std::string CpuPerRequestText(const CpuUsage& cpu, uint64_t requests);
 std::string TimelineCsv(const std::vector<RunResult>& runs);
 std::string SweepCsv(const SweepResult& sweep);
 std::string WritesCsv(const std::vector<RunResult>& runs);

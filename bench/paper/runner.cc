@@ -11,6 +11,8 @@
 #include <set>
 #include <thread>
 
+#include <unistd.h>
+
 #include "bench/paper/user_driver.h"
 #include "common/pg.h"
 
@@ -564,8 +566,12 @@ Result<RunResult> RunOnce(const RunOptions& opt, const Catalog& catalog) {
   }
 
   int total_s = static_cast<int>(std::ceil(opt.warmup_s + opt.duration_s));
+  int warm = static_cast<int>(std::round(opt.warmup_s));
+  // CPU is accounted over the same seconds as the summary (after warm-up).
+  CpuSnapshot cpu_from = warm == 0 ? TakeCpuSnapshot() : CpuSnapshot{};
   for (int s = 1; s <= total_s; ++s) {
     std::this_thread::sleep_until(start + std::chrono::seconds(s));
+    if (s == warm) cpu_from = TakeCpuSnapshot();
     if (!opt.progress) continue;
     SecondStats st = rec.Second(s - 1);
     std::fprintf(
@@ -574,6 +580,7 @@ Result<RunResult> RunOnce(const RunOptions& opt, const Catalog& catalog) {
         static_cast<unsigned long long>(st.requests), st.p50_ms, st.p95_ms, 100 * st.HitRatio(),
         static_cast<unsigned long long>(st.errors));
   }
+  const CpuSnapshot cpu_to = TakeCpuSnapshot();
   stop.store(true);
   driver_thread.join();
   if (!driven.ok()) return driven;
@@ -581,8 +588,8 @@ Result<RunResult> RunOnce(const RunOptions& opt, const Catalog& catalog) {
   audit_stop.store(true);
   if (audit_thread.joinable()) audit_thread.join();
 
-  int warm = static_cast<int>(std::round(opt.warmup_s));
   result.summary = rec.Summarize(opt.label, opt.users, warm, total_s);
+  result.cpu = CpuBetween(cpu_from, cpu_to, total_s - warm, sysconf(_SC_CLK_TCK));
   result.timeline = rec.Timeline(total_s);
   if (writer) {
     result.writes = writer->Finish();

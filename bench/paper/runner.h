@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/paper/cpu_account.h"
 #include "bench/paper/http_client.h"
 #include "bench/paper/stats.h"
 #include "bench/paper/workload.h"
@@ -76,6 +77,7 @@ struct RunResult {
   std::vector<WriteRecord> writes;
   AuditResult audit;
   uint64_t checkouts = 0;  // successful checkouts (they change inventory too)
+  CpuUsage cpu;            // every process's CPU over the measured seconds
   std::map<std::string, double> metrics_before, metrics_after;  // admin /metrics scrape
   double MetricDelta(const std::string& name) const;
 };

@@ -1,4 +1,7 @@
 #include "bench/paper/report.h"
+#include "bench/paper/cpu_account.h"
+
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -136,6 +139,61 @@ TEST(Report, CsvAndHtmlCarryTheRuns) {
   EXPECT_GE(Count(html, "<svg "), 4);
   std::string text = ReportText(rep);
   EXPECT_NE(text.find("0 stale pages"), std::string::npos);
+  EXPECT_NE(text.find("CPU per request with CachePortal"), std::string::npos);
+  EXPECT_NE(csv.find("cpu_us_per_req"), std::string::npos);
+}
+
+TEST(CpuAccount, ParsesProcStatWithAwkwardComm) {
+  std::string comm;
+  uint64_t ticks = 0;
+  // comm with a space and a ')' ; utime 14th field = 120, stime 15th = 30.
+  ASSERT_TRUE(ParseProcStat(
+      "4242 (we) ird) S 1 4242 4242 0 -1 4194304 100 0 0 0 120 30 0 0 20 0 1 0 10 0 0", &comm,
+      &ticks));
+  EXPECT_EQ(comm, "we) ird");
+  EXPECT_EQ(ticks, 150u);
+  EXPECT_FALSE(ParseProcStat("4242 (short) S 1 2", &comm, &ticks));
+  EXPECT_FALSE(ParseProcStat("no parentheses here", &comm, &ticks));
+}
+
+TEST(CpuAccount, GroupsProcessesAndCountsNewOnesFromZero) {
+  EXPECT_EQ(CpuGroup("cacheportal"), "CachePortal");
+  EXPECT_EQ(CpuGroup("cacheportal-ben"), "client");
+  EXPECT_EQ(CpuGroup("cacheportal-sto"), "store");
+  EXPECT_EQ(CpuGroup("postgres"), "PostgreSQL");
+  EXPECT_EQ(CpuGroup("bash"), "other");
+  CpuSnapshot a, b;
+  a.ok = b.ok = true;
+  a.by_pid[1] = {"cacheportal", 100};
+  a.by_pid[2] = {"postgres", 50};
+  a.by_pid[3] = {"bash", 10};  // pid 3 reused by a new backend below
+  b.by_pid[1] = {"cacheportal", 300};
+  b.by_pid[2] = {"postgres", 150};
+  b.by_pid[3] = {"postgres", 40};
+  b.by_pid[4] = {"cacheportal-ben", 25};
+  a.machine_busy = 1000, a.machine_total = 2000, a.machine_steal = 0;
+  b.machine_busy = 1800, b.machine_total = 3000, b.machine_steal = 10;
+  CpuUsage u = CpuBetween(a, b, 5.0, 100);
+  ASSERT_EQ(u.shares.size(), 5u);
+  EXPECT_EQ(u.shares[0].group, "CachePortal");
+  EXPECT_DOUBLE_EQ(u.shares[0].seconds, 2.0);
+  EXPECT_DOUBLE_EQ(u.shares[1].seconds, 0.25);  // client, new since a
+  EXPECT_DOUBLE_EQ(u.shares[2].seconds, 0.0);   // store
+  EXPECT_DOUBLE_EQ(u.shares[3].seconds, 1.4);   // 1.0 + the new backend's 0.4
+  EXPECT_DOUBLE_EQ(u.shares[4].seconds, 0.0);
+  EXPECT_DOUBLE_EQ(u.TotalSeconds(), 3.65);
+  EXPECT_DOUBLE_EQ(u.machine_busy, 0.8);
+  EXPECT_DOUBLE_EQ(u.machine_steal, 0.01);
+  EXPECT_EQ(CpuPerRequestText(u, 1000),
+            "CachePortal 2000.0, client 250.0, store 0.0, PostgreSQL 1400.0, other 0.0 = 3650.0 "
+            "µs of CPU per request; machine busy 80% (1% stolen)");
+}
+
+TEST(CpuAccount, SnapshotSeesThisProcess) {
+  CpuSnapshot s = TakeCpuSnapshot();
+  EXPECT_TRUE(s.ok);
+  EXPECT_GT(s.machine_total, 0u);
+  EXPECT_EQ(s.by_pid.count(static_cast<int>(getpid())), 1u);
 }
 
 }  // namespace
