@@ -1,6 +1,7 @@
 // sqlmap_bench: map registration throughput and index lookup cost.
 //
 //   sqlmap_bench [--max N] [--path DIR] [--sync] [--repeat N]
+//   sqlmap_bench --memory-curve
 //
 // 1. Analysis: Instantiate() of PetStore-like statements (shape cache warm).
 // 2. Registration: PutPage of product pages, each with 1 shared and 4 unique
@@ -22,6 +23,10 @@
 // figures (the target: within 2x from 10k to 1M).
 // --repeat N measures every lookup figure N times at each size and prints
 // the median (the machine is shared: one pass can be slowed by a neighbour).
+// --memory-curve prints only the dependent random read latency in buffers of
+// 2 to 128 MiB: where it jumps is the last-level cache this machine really
+// gives a thread, which decides at which map size a lone probe starts to
+// cost a DRAM miss.
 // Prints one line per figure; exits 1 if a map call fails.
 #include <sys/mman.h>
 #include <algorithm>
@@ -155,8 +160,15 @@ int main(int argc, char** argv) {
       sync = true;
     } else if (!std::strcmp(argv[i], "--repeat") && i + 1 < argc) {
       repeat = std::max(1, std::atoi(argv[++i]));
+    } else if (!std::strcmp(argv[i], "--memory-curve")) {
+      for (size_t mib = 2; mib <= 128; mib *= 2)
+        std::printf("dependent random read, %3zu MiB buffer: %.0f ns\n", mib,
+                    RandomReadNs(mib << 20, 2000000));
+      return 0;
     } else {
-      std::fprintf(stderr, "usage: sqlmap_bench [--max N] [--path DIR] [--sync] [--repeat N]\n");
+      std::fprintf(stderr,
+                   "usage: sqlmap_bench [--max N] [--path DIR] [--sync] [--repeat N] | "
+                   "--memory-curve\n");
       return 2;
     }
   }
