@@ -121,9 +121,16 @@ TEST(Report, CsvAndHtmlCarryTheRuns) {
   e.metrics_after["cacheportal_edge_ejections_total"] = 7;
   rep.runs = {o, e};
   SweepResult s;
-  s.points = {SweepPoint{1, o.summary, e.summary, true, true}};
+  SweepPoint point;
+  point.users = 1;
+  point.origin = o.summary;
+  point.edge = e.summary;
+  point.has_origin = point.has_edge = true;
+  s.points = {point};
   s.max_users_origin = 1;
   s.max_users_edge = 1;
+  s.max_users_origin_mean = 2;
+  s.max_users_edge_mean = 48;
   rep.sweep = s;
   std::string csv = SummaryCsv(rep.runs);
   EXPECT_EQ(Count(csv, "\r\n"), 3);
@@ -141,6 +148,10 @@ TEST(Report, CsvAndHtmlCarryTheRuns) {
   EXPECT_NE(text.find("0 stale pages"), std::string::npos);
   EXPECT_NE(text.find("CPU per request with CachePortal"), std::string::npos);
   EXPECT_NE(csv.find("cpu_us_per_req"), std::string::npos);
+  EXPECT_NE(text.find("Under the paper's criterion (mean response time ≤ 100 ms): without cache 2 "
+                      "users, with cache 48 users → scale-up 24.0×"),
+            std::string::npos);
+  EXPECT_NE(SweepCsv(s).find("edge_mean_ms"), std::string::npos);
 }
 
 TEST(CpuAccount, ParsesProcStatWithAwkwardComm) {
