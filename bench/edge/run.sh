@@ -76,6 +76,19 @@ EDGE_BIN=$BUILD/edgecache/cacheportal-edge
 mkdir -p "$TMP/www" "$TMP/logs" "$TMP/ngx-cache" "$TMP/varnish"
 head -c 4096 /dev/urandom | base64 -w 0 | head -c 4096 > "$TMP/www/4k.html"
 head -c 32768 /dev/urandom | base64 -w 0 | head -c 32768 > "$TMP/www/32k.html"
+# An ESI page: a template of 4 x 512 bytes around 4 includes of 1 KiB
+# fragments (6 KiB assembled), and the bytes it must assemble to.
+mkdir -p "$TMP/www/esi"
+# (Varnish parses ESI only in bodies that start with '<'.)
+printf '<div>' > "$TMP/esi-expected.html"
+printf '<div>' > "$TMP/www/esi/page.html"
+for i in 1 2 3 4; do
+  head -c 768 /dev/urandom | base64 -w 0 | head -c 512 > "$TMP/esi-verbatim-$i"
+  head -c 1536 /dev/urandom | base64 -w 0 | head -c 1024 > "$TMP/www/esi/f$i.html"
+  cat "$TMP/esi-verbatim-$i" >> "$TMP/www/esi/page.html"
+  printf '<esi:include src="/esi/f%d.html"/>' "$i" >> "$TMP/www/esi/page.html"
+  cat "$TMP/esi-verbatim-$i" "$TMP/www/esi/f$i.html" >> "$TMP/esi-expected.html"
+done
 
 cat > "$TMP/origin.conf" <<EOF
 worker_processes 1;
@@ -96,6 +109,9 @@ http {
     root $TMP/www;
     # /p/N: distinct URLs with a 4 KiB body, for the memory measurement.
     location /p/ { try_files /4k.html =404; }
+    # Asks surrogates to process ESI (CachePortal's edge looks for this;
+    # Varnish is told by its VCL).
+    location /esi/ { add_header Surrogate-Control 'content="ESI/1.0"'; }
   }
 }
 EOF
@@ -157,7 +173,14 @@ WRK_NICE_CMD=()
 [ -n "$WRK_CPUS" ] && WRK_NICE_CMD=(taskset -c "$WRK_CPUS" "${WRK_NICE_CMD[@]}")
 "${NICE[@]}" "$NGINX" -c "$TMP/origin.conf" -p "$TMP"
 "${NICE[@]}" "$NGINX" -c "$TMP/proxy.conf" -p "$TMP"
-"${NICE[@]}" "$VARNISHD" -F -j none -n "$TMP/varnish" -a "127.0.0.1:$VARNISH_PORT" -b "127.0.0.1:$ORIGIN_PORT" \
+cat > "$TMP/varnish.vcl" <<EOF
+vcl 4.1;
+backend origin { .host = "127.0.0.1"; .port = "$ORIGIN_PORT"; }
+sub vcl_backend_response {
+  if (bereq.url ~ "^/esi/") { set beresp.do_esi = true; }
+}
+EOF
+"${NICE[@]}" "$VARNISHD" -F -j none -n "$TMP/varnish" -a "127.0.0.1:$VARNISH_PORT" -f "$TMP/varnish.vcl" \
   -s malloc,2g -p default_ttl=3600 -p thread_pools="$EDGE_THREADS" >"$TMP/logs/varnish.out" 2>&1 &
 VARNISH_PID=$!
 PIDS+=($VARNISH_PID)
@@ -199,6 +222,13 @@ for page in 4k.html 32k.html; do
     cmp -s "$TMP/check" "$TMP/www/$page" || { echo "port $p: $page differs from the origin's (HTTP $code)" >&2; exit 1; }
   done
 done
+
+# ESI: the edge and Varnish assemble the page (nginx proxy_cache has no ESI).
+for p in $EDGE_PORT $VARNISH_PORT; do
+  for _ in 1 2 3; do curl -s -o "$TMP/check" "http://127.0.0.1:$p/esi/page.html"; done
+  cmp -s "$TMP/check" "$TMP/esi-expected.html" || { echo "port $p: the assembled ESI page differs from the expected bytes" >&2; exit 1; }
+done
+echo "warm esi/page.html: edge[$(hit_header $EDGE_PORT esi/page.html)] varnish[$(hit_header $VARNISH_PORT esi/page.html)]"
 
 # ---- wrk --------------------------------------------------------------------
 to_ms() {  # "1.23ms" | "870.00us" | "1.02s" -> milliseconds
@@ -246,6 +276,8 @@ for page in 4k.html 32k.html; do
   run_wrk nginx $NGINX_PORT $page "$(cat "$TMP/proxy.pid")"
   run_wrk varnish $VARNISH_PORT $page $VARNISH_PID
 done
+run_wrk edge $EDGE_PORT esi/page.html $EDGE_PID
+run_wrk varnish $VARNISH_PORT esi/page.html $VARNISH_PID
 
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -255,10 +287,14 @@ for page in 4k.html 32k.html; do
       -v p="${P99[edge/$page]}" -v page="$page" \
       'BEGIN { printf "%-9s edge/nginx %.2f   edge/varnish %.2f   edge p99 %.3f ms\n", page, e/n, e/v, p }'
 done
+awk -v e="${RPS[edge/esi/page.html]}" -v v="${RPS[varnish/esi/page.html]}" \
+    -v p="${P99[edge/esi/page.html]}" -v q="${P99[varnish/esi/page.html]}" \
+    'BEGIN { printf "esi page (4 includes, 6 KiB assembled)  edge/varnish %.2f   p99 edge %.3f ms, varnish %.3f ms\n", e/v, p, q }'
 echo "== CPU per request (us of user+system time; lower is better; robust to a busy machine)"
 for page in 4k.html 32k.html; do
   echo "$page  edge ${CPU[edge/$page]}   nginx ${CPU[nginx/$page]}   varnish ${CPU[varnish/$page]}"
 done
+echo "esi page  edge ${CPU[edge/esi/page.html]}   varnish ${CPU[varnish/esi/page.html]}"
 
 # ---- memory per cached 4 KiB page ------------------------------------------
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$EDGE_PID/status"; }
