@@ -309,8 +309,6 @@ int RunBenchCommand(int argc, char** argv) {
   if (!sweep.empty()) {
     SweepResult sr;
     sr.bound_ms = bound_ms;
-    // Per side: (users, p95) and (users, mean); a failed point counts as a miss.
-    std::vector<std::pair<int, double>> po, pe, mo, me;
     // A side that missed the bound at two counts in a row, under both
     // criteria, is not run at larger counts (it only gets slower, and it
     // costs minutes).
@@ -331,8 +329,6 @@ int RunBenchCommand(int argc, char** argv) {
           p.origin = r->summary;
           p.origin_cpu = r->cpu;
           p.has_origin = true;
-          po.push_back({n, p.origin.errors ? 1e18 : p.origin.p95_ms});
-          mo.push_back({n, p.origin.errors ? 1e18 : p.origin.mean_ms});
           origin_misses = miss(p.origin) ? origin_misses + 1 : 0;
         }
       }
@@ -342,29 +338,38 @@ int RunBenchCommand(int argc, char** argv) {
           p.edge = r->summary;
           p.edge_cpu = r->cpu;
           p.has_edge = true;
-          pe.push_back({n, p.edge.errors ? 1e18 : p.edge.p95_ms});
-          me.push_back({n, p.edge.errors ? 1e18 : p.edge.mean_ms});
           edge_misses = miss(p.edge) ? edge_misses + 1 : 0;
         }
       }
-      auto cpu_us = [](const CpuUsage& c, const RunSummary& r) {
-        return r.requests ? 1e6 * c.TotalSeconds() / static_cast<double>(r.requests) : 0.0;
-      };
       std::fprintf(stderr,
                    "bench: sweep %d users: store p95 %.2f ms (%.0f req/s, %.0f us CPU/req), edge "
                    "p95 %.2f ms (%.0f req/s, hit %.1f%%, %.0f us CPU/req)\n",
-                   n, p.origin.p95_ms, p.origin.throughput, cpu_us(p.origin_cpu, p.origin),
-                   p.edge.p95_ms, p.edge.throughput, 100 * p.edge.HitRatio(),
-                   cpu_us(p.edge_cpu, p.edge));
+                   n, p.origin.p95_ms, p.origin.throughput,
+                   p.origin_cpu.UsPerRequest(p.origin.requests), p.edge.p95_ms, p.edge.throughput,
+                   100 * p.edge.HitRatio(), p.edge_cpu.UsPerRequest(p.edge.requests));
       sr.points.push_back(p);
     }
     sr.ran_origin = mode != "edge";
     sr.ran_edge = mode != "origin";
-    sr.max_users_origin = sr.ran_origin ? MaxUsersUnderBound(po, bound_ms) : 0;
-    sr.max_users_edge = sr.ran_edge ? MaxUsersUnderBound(pe, bound_ms) : 0;
+    // (users, statistic) of one side's points; a point with errors misses.
+    auto series = [&sr](bool edge, double RunSummary::*stat) {
+      std::vector<std::pair<int, double>> v;
+      for (const auto& p : sr.points) {
+        if (!(edge ? p.has_edge : p.has_origin)) continue;
+        const RunSummary& r = edge ? p.edge : p.origin;
+        v.push_back({p.users, r.errors ? 1e18 : r.*stat});
+      }
+      return v;
+    };
+    auto max_users = [&](bool edge, double RunSummary::*stat) {
+      return (edge ? sr.ran_edge : sr.ran_origin) ? MaxUsersUnderBound(series(edge, stat), bound_ms)
+                                                  : 0;
+    };
+    sr.max_users_origin = max_users(false, &RunSummary::p95_ms);
+    sr.max_users_edge = max_users(true, &RunSummary::p95_ms);
     sr.edge_capped = sr.ran_edge && sr.max_users_edge == sweep.back();
-    sr.max_users_origin_mean = sr.ran_origin ? MaxUsersUnderBound(mo, bound_ms) : 0;
-    sr.max_users_edge_mean = sr.ran_edge ? MaxUsersUnderBound(me, bound_ms) : 0;
+    sr.max_users_origin_mean = max_users(false, &RunSummary::mean_ms);
+    sr.max_users_edge_mean = max_users(true, &RunSummary::mean_ms);
     sr.edge_capped_mean = sr.ran_edge && sr.max_users_edge_mean == sweep.back();
     rep.sweep = sr;
   }

@@ -11,7 +11,7 @@ namespace cacheportal::bench {
 
 namespace {
 
-const char* const kGroups[] = {"CachePortal", "client", "store", "PostgreSQL", "other"};
+const char* const kGroups[kCpuGroups] = {"CachePortal", "client", "store", "PostgreSQL", "other"};
 
 bool ReadFirstLine(const std::string& path, std::string* line) {
   std::ifstream in(path);
@@ -24,6 +24,10 @@ double CpuUsage::TotalSeconds() const {
   double t = 0;
   for (const auto& s : shares) t += s.seconds;
   return t;
+}
+
+double CpuUsage::UsPerRequest(uint64_t requests) const {
+  return requests ? 1e6 * TotalSeconds() / static_cast<double>(requests) : 0;
 }
 
 std::string CpuGroup(std::string_view comm) {
@@ -86,10 +90,8 @@ CpuSnapshot TakeCpuSnapshot() {
   return s;
 }
 
-CpuUsage CpuBetween(const CpuSnapshot& a, const CpuSnapshot& b, double wall_seconds,
-                    long ticks_per_second) {
+CpuUsage CpuBetween(const CpuSnapshot& a, const CpuSnapshot& b, long ticks_per_second) {
   CpuUsage u;
-  u.wall_seconds = wall_seconds;
   std::map<std::string, uint64_t> ticks;
   for (const auto& [pid, v] : b.by_pid) {
     auto it = a.by_pid.find(pid);

@@ -4,6 +4,7 @@
 // that cost per request, split by process, next to the throughput.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -26,12 +27,18 @@ struct CpuShare {
   double seconds = 0;
 };
 
+// The groups, in the order of CpuUsage::shares.
+inline constexpr size_t kCpuGroups = 5;
+
 struct CpuUsage {
   std::vector<CpuShare> shares;  // fixed order: CachePortal, client, store, PostgreSQL, other
-  double wall_seconds = 0;
-  double machine_busy = 0;   // fraction of all cores' time, 0..1
-  double machine_steal = 0;  // fraction stolen by the hypervisor
+  double machine_busy = 0;       // fraction of all cores' time, 0..1
+  double machine_steal = 0;      // fraction stolen by the hypervisor
   double TotalSeconds() const;
+  // Group g's seconds (0 when not measured).
+  double SecondsOf(size_t g) const { return g < shares.size() ? shares[g].seconds : 0; }
+  // Microseconds of CPU (all groups) per request; 0 without requests.
+  double UsPerRequest(uint64_t requests) const;
 };
 
 CpuSnapshot TakeCpuSnapshot();
@@ -45,7 +52,6 @@ bool ParseProcStat(std::string_view line, std::string* comm, uint64_t* ticks);
 
 // Per-group CPU seconds between `a` and `b`; a process that started after
 // `a` counts from zero (a PostgreSQL backend forked during the run).
-CpuUsage CpuBetween(const CpuSnapshot& a, const CpuSnapshot& b, double wall_seconds,
-                    long ticks_per_second);
+CpuUsage CpuBetween(const CpuSnapshot& a, const CpuSnapshot& b, long ticks_per_second);
 
 }  // namespace cacheportal::bench

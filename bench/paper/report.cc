@@ -274,43 +274,41 @@ std::string SummaryCsv(const std::vector<RunResult>& runs) {
     auto lat = InvalidationLatencies(r);
     uint64_t timeouts = 0;
     for (const auto& wr : r.writes) timeouts += wr.timed_out;
-    w.Row({s.label,
-           std::to_string(s.users),
-           Num(s.seconds, 1),
-           std::to_string(s.requests),
-           std::to_string(s.errors),
-           Num(s.throughput, 1),
-           Num(s.mean_ms, 3),
-           Num(s.p50_ms, 3),
-           Num(s.p95_ms, 3),
-           Num(s.p99_ms, 3),
-           Num(s.max_ms, 3),
-           std::to_string(s.hits),
-           std::to_string(s.misses),
-           std::to_string(s.passes),
-           Num(s.HitRatio(), 4),
-           Num(s.CatalogHitRatio(), 4),
-           std::to_string(r.writes.size()),
-           std::to_string(lat.size()),
-           Num(Percentile(lat, 50), 2),
-           Num(Percentile(lat, 95), 2),
-           Num(Percentile(lat, 99), 2),
-           Num(lat.empty() ? 0 : lat.back(), 2),
-           std::to_string(timeouts),
-           std::to_string(r.audit.affected_checked),
-           std::to_string(r.audit.unaffected_checked),
-           std::to_string(r.audit.late),
-           std::to_string(r.audit.stale),
-           std::to_string(r.audit.errors),
-           Num(r.MetricDelta("cacheportal_edge_ejections_total"), 0),
-           std::to_string(r.checkouts),
-           Num(PerRequestUs(r.cpu.TotalSeconds(), s.requests), 2),
-           Num(PerRequestUs(r.cpu.shares.size() > 0 ? r.cpu.shares[0].seconds : 0, s.requests), 2),
-           Num(PerRequestUs(r.cpu.shares.size() > 1 ? r.cpu.shares[1].seconds : 0, s.requests), 2),
-           Num(PerRequestUs(r.cpu.shares.size() > 2 ? r.cpu.shares[2].seconds : 0, s.requests), 2),
-           Num(PerRequestUs(r.cpu.shares.size() > 3 ? r.cpu.shares[3].seconds : 0, s.requests), 2),
-           Num(PerRequestUs(r.cpu.shares.size() > 4 ? r.cpu.shares[4].seconds : 0, s.requests), 2),
-           Num(r.cpu.machine_busy, 3)});
+    std::vector<std::string> row{s.label,
+                                 std::to_string(s.users),
+                                 Num(s.seconds, 1),
+                                 std::to_string(s.requests),
+                                 std::to_string(s.errors),
+                                 Num(s.throughput, 1),
+                                 Num(s.mean_ms, 3),
+                                 Num(s.p50_ms, 3),
+                                 Num(s.p95_ms, 3),
+                                 Num(s.p99_ms, 3),
+                                 Num(s.max_ms, 3),
+                                 std::to_string(s.hits),
+                                 std::to_string(s.misses),
+                                 std::to_string(s.passes),
+                                 Num(s.HitRatio(), 4),
+                                 Num(s.CatalogHitRatio(), 4),
+                                 std::to_string(r.writes.size()),
+                                 std::to_string(lat.size()),
+                                 Num(Percentile(lat, 50), 2),
+                                 Num(Percentile(lat, 95), 2),
+                                 Num(Percentile(lat, 99), 2),
+                                 Num(lat.empty() ? 0 : lat.back(), 2),
+                                 std::to_string(timeouts),
+                                 std::to_string(r.audit.affected_checked),
+                                 std::to_string(r.audit.unaffected_checked),
+                                 std::to_string(r.audit.late),
+                                 std::to_string(r.audit.stale),
+                                 std::to_string(r.audit.errors),
+                                 Num(r.MetricDelta("cacheportal_edge_ejections_total"), 0),
+                                 std::to_string(r.checkouts),
+                                 Num(r.cpu.UsPerRequest(s.requests), 2)};
+    for (size_t g = 0; g < kCpuGroups; ++g)
+      row.push_back(Num(PerRequestUs(r.cpu.SecondsOf(g), s.requests), 2));
+    row.push_back(Num(r.cpu.machine_busy, 3));
+    w.Row(row);
   }
   return w.text();
 }
@@ -322,8 +320,8 @@ std::string CpuPerRequestText(const CpuUsage& cpu, uint64_t requests) {
     if (!out.empty()) out += ", ";
     out += sh.group + " " + Num(PerRequestUs(sh.seconds, requests), 1);
   }
-  out += " = " + Num(PerRequestUs(cpu.TotalSeconds(), requests), 1) +
-         " µs of CPU per request; machine busy " + Num(100 * cpu.machine_busy, 0) + "%";
+  out += " = " + Num(cpu.UsPerRequest(requests), 1) + " µs of CPU per request; machine busy " +
+         Num(100 * cpu.machine_busy, 0) + "%";
   if (cpu.machine_steal > 0.005) out += " (" + Num(100 * cpu.machine_steal, 0) + "% stolen)";
   return out;
 }
@@ -365,9 +363,9 @@ std::string SweepCsv(const SweepResult& sweep) {
            Num(p.origin.p99_ms, 3), std::to_string(p.origin.errors), Num(p.edge.throughput, 1),
            Num(p.edge.p50_ms, 3), Num(p.edge.p95_ms, 3), Num(p.edge.p99_ms, 3),
            std::to_string(p.edge.errors), Num(p.edge.HitRatio(), 4), Num(sweep.bound_ms, 1),
-           Num(PerRequestUs(p.origin_cpu.TotalSeconds(), p.origin.requests), 2),
-           Num(PerRequestUs(p.edge_cpu.TotalSeconds(), p.edge.requests), 2),
-           Num(p.origin.mean_ms, 3), Num(p.edge.mean_ms, 3)});
+           Num(p.origin_cpu.UsPerRequest(p.origin.requests), 2),
+           Num(p.edge_cpu.UsPerRequest(p.edge.requests), 2), Num(p.origin.mean_ms, 3),
+           Num(p.edge.mean_ms, 3)});
   return w.text();
 }
 

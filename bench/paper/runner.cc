@@ -589,7 +589,7 @@ Result<RunResult> RunOnce(const RunOptions& opt, const Catalog& catalog) {
   if (audit_thread.joinable()) audit_thread.join();
 
   result.summary = rec.Summarize(opt.label, opt.users, warm, total_s);
-  result.cpu = CpuBetween(cpu_from, cpu_to, total_s - warm, sysconf(_SC_CLK_TCK));
+  result.cpu = CpuBetween(cpu_from, cpu_to, sysconf(_SC_CLK_TCK));
   result.timeline = rec.Timeline(total_s);
   if (writer) {
     result.writes = writer->Finish();

@@ -184,7 +184,7 @@ TEST(CpuAccount, GroupsProcessesAndCountsNewOnesFromZero) {
   b.by_pid[4] = {"cacheportal-ben", 25};
   a.machine_busy = 1000, a.machine_total = 2000, a.machine_steal = 0;
   b.machine_busy = 1800, b.machine_total = 3000, b.machine_steal = 10;
-  CpuUsage u = CpuBetween(a, b, 5.0, 100);
+  CpuUsage u = CpuBetween(a, b, 100);
   ASSERT_EQ(u.shares.size(), 5u);
   EXPECT_EQ(u.shares[0].group, "CachePortal");
   EXPECT_DOUBLE_EQ(u.shares[0].seconds, 2.0);
